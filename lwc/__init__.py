@@ -7,14 +7,27 @@ Public API::
     lwc.save(g, "model.lwc")              # .lwc (+ .npz weights) or .onnx
 """
 
-from lwc.errors import LwcError
+from pathlib import Path as _Path
+
+# frontend/, passes/ and backends/ sit beside lwc/ in the source tree (pyproject maps them to
+# lwc.frontend etc.), but setuptools' editable finder only maps top-level names: make the
+# subpackages importable from a source checkout too.
+if not (_Path(__file__).parent / "frontend").exists():
+    __path__.append(str(_Path(__file__).resolve().parent.parent))  # noqa: F821
+
+from lwc.errors import LwcError  # noqa: E402
 from lwc.interp import interpret, random_inputs
 from lwc.ir import DType, Graph, Node, QuantParams, TensorType, Value, verify
 from lwc.ops.registry import Attr, Op, register_op
+from lwc.pass_manager import (Pass, PassContext, PassManager, PassResult, function_pass,
+                              register_pass)
+from lwc.rewrite import Match, Rewriter, pattern_set
 
 __all__ = [
-    "Attr", "DType", "Graph", "LwcError", "Node", "Op", "QuantParams", "TensorType", "Value",
-    "interpret", "load", "random_inputs", "register_op", "save", "verify",
+    "Attr", "DType", "Graph", "LwcError", "Match", "Node", "Op", "Pass", "PassContext",
+    "PassManager", "PassResult", "QuantParams", "Rewriter", "TensorType", "Value",
+    "function_pass", "interpret", "load", "pattern_set", "random_inputs", "register_op",
+    "register_pass", "save", "verify",
 ]
 
 

@@ -230,19 +230,32 @@ class Graph:
 
     def toposort(self) -> None:
         """Reorder ``nodes`` topologically, keeping the current order where it is already valid."""
-        import graphlib
+        import heapq
 
-        ts: graphlib.TopologicalSorter[int] = graphlib.TopologicalSorter()
+        # Kahn's algorithm that always takes the earliest ready node, so a valid order is kept
+        # as it is (taking whole ready batches, as graphlib does, would reorder it).
         index = {id(n): i for i, n in enumerate(self.nodes)}
+        succs: list[list[int]] = [[] for _ in self.nodes]
+        indeg = [0] * len(self.nodes)
         for i, n in enumerate(self.nodes):
-            preds = [index[id(v.producer)] for v in n.inputs if v.producer is not None]
-            ts.add(i, *preds)
-        ts.prepare()
+            preds = {index[id(v.producer)] for v in n.inputs if id(v.producer) in index}
+            for p in preds:
+                succs[p].append(i)
+            indeg[i] = len(preds)
+        ready = [i for i, d in enumerate(indeg) if d == 0]
+        heapq.heapify(ready)
         order: list[int] = []
-        while ts.is_active():
-            ready = sorted(ts.get_ready())
-            order.extend(ready)
-            ts.done(*ready)
+        while ready:
+            i = heapq.heappop(ready)
+            order.append(i)
+            for s in succs[i]:
+                indeg[s] -= 1
+                if indeg[s] == 0:
+                    heapq.heappush(ready, s)
+        if len(order) != len(self.nodes):
+            done = set(order)
+            cyclic = [n.label for i, n in enumerate(self.nodes) if i not in done]
+            raise VerifyError(f"graph @{self.name}: cycle through {', '.join(cyclic[:5])}")
         self.nodes = [self.nodes[i] for i in order]
 
     # ----- queries ------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from lwc.errors import LwcError, VerifyError
 from lwc.ir.types import TensorType
 
 if TYPE_CHECKING:
-    from lwc.ir.core import Graph
+    from lwc.ir.core import Graph, Node
 
 
 def _compatible(declared: TensorType, inferred: TensorType) -> bool:
@@ -23,8 +23,6 @@ def verify(graph: Graph) -> None:
     """Raise ``VerifyError`` naming the node, op and types at the first broken invariant:
     unique names, defined-before-use (dominance in a flat DAG), use lists that match operands,
     arity, attributes and inferred types equal to declared ones, constants whose payload fits."""
-    from lwc.ops.registry import get_op
-
     where = f"graph @{graph.name}"
     defined: set[int] = set()
     names: set[str] = set()
@@ -48,40 +46,54 @@ def verify(graph: Graph) -> None:
         define(v, v.name)
 
     for node in graph.nodes:
-        at = f"{where}: node {node.label} ({node.op})"
-        for i, v in enumerate(node.inputs):
-            if id(v) not in defined:
-                raise VerifyError(f"{at}: operand {i} %{v.name} is used before it is defined "
-                                  "or is not in the graph")
-            if not any(u.node is node and u.index == i for u in v.uses):
-                raise VerifyError(f"{at}: use list of %{v.name} misses operand {i}")
         try:
-            op = get_op(node.op)
-            op.check_arity(len(node.inputs), at)
-            attrs = op.complete_attrs(node.attrs, at)
-            in_types = [v.type for v in node.inputs]
-            op.verify(in_types, attrs)
-            inferred = op.infer(in_types, attrs)
-        except LwcError as e:
-            raise VerifyError(str(e) if str(e).startswith(where) else f"{at}: {e}") from None
-        except (ValueError, IndexError, KeyError, TypeError) as e:
-            ins = ", ".join(str(v.type) for v in node.inputs)
-            raise VerifyError(f"{at}: invalid operands ({ins}): {e}") from None
-        if len(inferred) != len(node.outputs):
-            raise VerifyError(f"{at}: declares {len(node.outputs)} results, op gives {len(inferred)}")
-        for v, t in zip(node.outputs, inferred):
-            if v.producer is not node:
-                raise VerifyError(f"{at}: result %{v.name} does not point back to its node")
-            if not _compatible(v.type, t):
-                raise VerifyError(f"{at}: result %{v.name} declared {v.type}, inferred {t}")
+            _verify_node(node, where, defined)
+        except VerifyError as e:
+            e.node = node  # type: ignore[attr-defined]  # lets the parser point at the line
+            raise
+        for v in node.outputs:
             define(v, v.name)
 
+    in_graph = {id(n) for n in graph.nodes}
     for v in graph.values():
         for u in v.uses:
-            if u.node not in graph.nodes or u.node.inputs[u.index] is not v:
-                raise VerifyError(f"{where}: %{v.name} has a dangling use by {u.node.label}")
+            if id(u.node) not in in_graph or u.node.inputs[u.index] is not v:
+                raise VerifyError(f"{where}: %{v.name} has a dangling use by node "
+                                  f"{u.node.label} ({u.node.op})")
     if not graph.outputs:
         raise VerifyError(f"{where}: graph has no outputs")
     for v in graph.outputs:
         if id(v) not in defined:
             raise VerifyError(f"{where}: output %{v.name} is not defined in the graph")
+
+
+def _verify_node(node: Node, where: str, defined: set[int]) -> None:
+    """Operands defined earlier with matching use lists, arity, attributes, declared types."""
+    from lwc.ops.registry import get_op
+
+    at = f"{where}: node {node.label} ({node.op})"
+    for i, v in enumerate(node.inputs):
+        if id(v) not in defined:
+            raise VerifyError(f"{at}: operand {i} %{v.name} is used before it is defined "
+                              "or is not in the graph")
+        if not any(u.node is node and u.index == i for u in v.uses):
+            raise VerifyError(f"{at}: use list of %{v.name} misses operand {i}")
+    try:
+        op = get_op(node.op)
+        op.check_arity(len(node.inputs), at)
+        attrs = op.complete_attrs(node.attrs, at)
+        in_types = [v.type for v in node.inputs]
+        op.verify(in_types, attrs)
+        inferred = op.infer(in_types, attrs)
+    except LwcError as e:
+        raise VerifyError(str(e) if str(e).startswith(where) else f"{at}: {e}") from None
+    except (ValueError, IndexError, KeyError, TypeError) as e:
+        ins = ", ".join(str(v.type) for v in node.inputs)
+        raise VerifyError(f"{at}: invalid operands ({ins}): {e}") from None
+    if len(inferred) != len(node.outputs):
+        raise VerifyError(f"{at}: declares {len(node.outputs)} results, op gives {len(inferred)}")
+    for v, t in zip(node.outputs, inferred, strict=True):
+        if v.producer is not node:
+            raise VerifyError(f"{at}: result %{v.name} does not point back to its node")
+        if not _compatible(v.type, t):
+            raise VerifyError(f"{at}: result %{v.name} declared {v.type}, inferred {t}")
