@@ -1,0 +1,1 @@
+"""Graph-level passes: cleanup, folding and fusion (all exact)."""
