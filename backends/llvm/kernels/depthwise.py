@@ -1,0 +1,111 @@
+"""Depthwise 2-D convolution (one filter per channel, MobileNet's 3x3 layers).
+
+Phase 1 copies each channel into a zero-padded plane split by column phase (column ``q`` of
+phase ``q % stride``), so that phase 2 reads every tap of a stride-s convolution as a contiguous
+run: ``out[oh, ow] = bias + sum_{kh,kw} w * P[(kw*d) % s][oh*s + kh*d][ow + (kw*d) // s]``.
+Phase 2's inner loop over ``ow`` holds all taps, so LLVM vectorises it into FMAs; bias and the
+activation are applied before the store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from llvmlite import ir
+
+from lwc.backends.llvm import irb
+from lwc.backends.llvm.irb import F32, i64
+from lwc.backends.llvm.kernels.act import apply_act
+
+
+@dataclass(frozen=True)
+class DepthwiseSpec:
+    CT: int
+    """Channels times batch (work items)."""
+    C: int
+    H: int
+    W: int
+    OH: int
+    OW: int
+    KH: int
+    KW: int
+    sh: int
+    sw: int
+    dh: int
+    dw: int
+    pt: int
+    pl: int
+    pb: int
+    pr: int
+    bias: bool
+    act: str = ""
+    alpha: float = 0.01
+    lo: float = 0.0
+    hi: float = 6.0
+
+    @property
+    def hp(self) -> int:
+        return self.H + self.pt + self.pb
+
+    @property
+    def wq(self) -> int:
+        return -(-(self.W + self.pl + self.pr) // self.sw)
+
+    @property
+    def plane(self) -> int:
+        """Scratch floats per channel."""
+        return self.sw * self.hp * self.wq
+
+
+def emit_pad_split(module: ir.Module, name: str, s: DepthwiseSpec) -> None:
+    """args = [x, scratch]; items = CT channels."""
+    fn, b, (args, lo, hi) = irb.kernel_function(module, name)
+    x, dst = irb.arg_ptr(b, args, 0), irb.arg_ptr(b, args, 1)
+    with irb.loop(b, lo, hi, name="c") as c:
+        src = irb.gep(b, x, irb.mul(b, c, s.H * s.W))
+        pl = irb.gep(b, dst, irb.mul(b, c, s.plane))
+        with irb.loop(b, 0, s.sw, name="q") as q:
+            with irb.loop(b, 0, s.hp, name="r") as r:
+                ih = b.sub(r, i64(s.pt))
+                row_ok = b.icmp_unsigned("<", ih, i64(s.H))
+                drow = irb.gep(b, pl, b.add(irb.mul(b, q, s.hp * s.wq), irb.mul(b, r, s.wq)))
+                with irb.loop(b, 0, s.wq, name="t") as t:
+                    iw = b.sub(b.add(q, irb.mul(b, t, s.sw)), i64(s.pl))
+                    ok = b.and_(row_ok, b.icmp_unsigned("<", iw, i64(s.W)))
+                    idx = b.select(ok, b.add(irb.mul(b, ih, s.W), iw), i64(0))
+                    v = irb.load(b, src, idx)
+                    irb.store(b, b.select(ok, v, irb.f32(0.0)), drow, t)
+    b.ret_void()
+
+
+def emit_depthwise(module: ir.Module, name: str, s: DepthwiseSpec) -> None:
+    """args = [scratch, w, (bias), out]; items = CT channels."""
+    fn, b, (args, lo, hi) = irb.kernel_function(module, name)
+    sp = irb.arg_ptr(b, args, 0)
+    wp = irb.arg_ptr(b, args, 1)
+    bp = irb.arg_ptr(b, args, 2) if s.bias else None
+    out = irb.arg_ptr(b, args, 3 if s.bias else 2)
+    fma = irb.intrinsic(module, "llvm.fmuladd.f32", F32, [F32, F32, F32])
+    taps = [(kh, kw) for kh in range(s.KH) for kw in range(s.KW)]
+    with irb.loop(b, lo, hi, name="c") as c:
+        ch = b.srem(c, i64(s.C))
+        wc = irb.gep(b, wp, irb.mul(b, ch, s.KH * s.KW))
+        ws = [irb.load(b, wc, k) for k in range(len(taps))]
+        bias = irb.load(b, bp, ch) if bp is not None else irb.f32(0.0)
+        pl = irb.gep(b, sp, irb.mul(b, c, s.plane))
+        orow0 = irb.gep(b, out, irb.mul(b, c, s.OH * s.OW))
+        with irb.loop(b, 0, s.OH, name="oh") as oh:
+            rows = []
+            for kh, kw in taps:
+                col = kw * s.dw
+                r = b.add(irb.mul(b, oh, s.sh), i64(kh * s.dh))
+                off = b.add(irb.mul(b, r, s.wq), i64((col % s.sw) * s.hp * s.wq + col // s.sw))
+                rows.append(irb.gep(b, pl, off))
+            orow = irb.gep(b, orow0, irb.mul(b, oh, s.OW))
+            with irb.loop(b, 0, s.OW, name="ow") as ow:
+                acc = bias
+                for wk, rp in zip(ws, rows):
+                    acc = b.call(fma, [wk, irb.load(b, rp, ow), acc])
+                acc = apply_act(b, acc, s.act, s.alpha, s.lo, s.hi)
+                irb.store(b, acc, orow, ow)
+    b.ret_void()
