@@ -1,0 +1,181 @@
+"""The end-to-end demo (``make demo`` / ``lwc demo``): load -> optimise -> run -> check -> report.
+
+The demo is a list of ``Stage``s sharing one ``DemoState``; a later backend (LLVM compile,
+compression, accelerator simulation) adds one stage function and one ``STAGES`` entry. A stage
+returns an ``Outcome`` (a one-line summary plus an optional rich renderable to print) or raises
+``SkipStage`` when what it needs is not available yet; any ``LwcError`` stops the demo.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from lwc.errors import LwcError
+from lwc.ir.core import Graph
+
+DEFAULT_MODEL = "zoo:mobilenet_v2"
+DEFAULT_PIPELINE = "O2"
+
+
+class SkipStage(Exception):
+    """Raised by a stage whose prerequisites are missing; the message says why."""
+
+
+@dataclass
+class DemoState:
+    """What the stages hand to each other."""
+
+    spec: str
+    pipeline: str = DEFAULT_PIPELINE
+    seed: int = 0
+    top: int = 10
+    graph: Graph | None = None
+    reference: Graph | None = None
+    """An untouched copy of the loaded graph, kept when a stage rewrites ``graph``."""
+    inputs: dict[str, np.ndarray] = field(default_factory=dict)
+    outputs: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def need_graph(self) -> Graph:
+        if self.graph is None:
+            raise SkipStage("no graph was loaded")
+        return self.graph
+
+
+@dataclass(frozen=True)
+class Outcome:
+    summary: str
+    detail: Any = None
+    """A rich renderable (table) printed under the stage line, or None."""
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    fn: Callable[[DemoState], Outcome]
+
+
+@dataclass(frozen=True)
+class StageResult:
+    name: str
+    status: str
+    """"ok" or "skipped"."""
+    seconds: float
+    summary: str
+
+
+# ----- stages ------------------------------------------------------------------------------------
+
+
+def load_stage(s: DemoState) -> Outcome:
+    from lwc.model_io import load_model
+
+    s.graph = load_model(s.spec)
+    return Outcome(f"{s.spec}: {s.graph.summary()}")
+
+
+def optimise_stage(s: DemoState) -> Outcome:
+    g = s.need_graph()
+    try:
+        from lwc.pass_manager import PassManager
+
+        pm = PassManager(s.pipeline)
+    except (ImportError, LwcError) as e:
+        raise SkipStage(f"pipeline {s.pipeline!r} is not available ({e})") from None
+    s.reference = g.copy()
+    before = len(g.nodes)
+    ctx = pm.run(g)
+    changed = ", ".join(dict.fromkeys(r.name for r in ctx.history if r.changed)) or "none"
+    return Outcome(f"{s.pipeline}: {before} -> {len(g.nodes)} nodes; {len(ctx.history)} passes "
+                   f"ran, changed: {changed}")
+
+
+def run_stage(s: DemoState) -> Outcome:
+    from lwc.interp import interpret, random_inputs
+
+    g = s.need_graph()
+    s.inputs = random_inputs(g, seed=s.seed)
+    s.outputs = interpret(g, s.inputs)
+    parts = []
+    for name, a in s.outputs.items():
+        top1 = f", top-1 class {int(np.argmax(a[0]))}" if a.ndim == 2 and a.shape[1] > 1 else ""
+        parts.append(f"{name}: {a.dtype}{list(a.shape)}{top1}")
+    return Outcome("interpreter on seeded random input; " + "; ".join(parts))
+
+
+def check_stage(s: DemoState) -> Outcome:
+    """The optimised graph must compute what the original did (the interpreter is the oracle)."""
+    from lwc.interp import interpret
+
+    if s.reference is None or not s.outputs:
+        raise SkipStage("nothing to compare: the graph was not optimised")
+    want = interpret(s.reference, s.inputs)
+    worst, worst_tol = 0.0, 0.0
+    for name, ref in want.items():
+        got = s.outputs[name]
+        err = float(np.max(np.abs(got.astype(np.float64) - ref))) if ref.size else 0.0
+        tol = 1e-4 * max(1.0, float(np.max(np.abs(ref))) if ref.size else 1.0)
+        if not err <= tol:
+            raise LwcError(f"optimised graph differs from the original on {name}: max abs error "
+                           f"{err:.3g} > {tol:.3g}")
+        if err >= worst:
+            worst, worst_tol = err, tol
+    return Outcome(f"optimised vs original: max abs error {worst:.3g} (tolerance {worst_tol:.3g})")
+
+
+def report_stage(s: DemoState) -> Outcome:
+    from lwc.report import human, layer_report, render_table
+
+    r = layer_report(s.need_graph())
+    table = render_table(r, r.top(s.top), title=f"top {s.top} layers by MACs")
+    return Outcome(f"{human(r.macs)} MACs, {human(r.params)} parameters, "
+                   f"{human(r.bytes, 'B')} moved", table)
+
+
+STAGES: list[Stage] = [
+    Stage("load", load_stage),
+    Stage("optimise", optimise_stage),
+    Stage("run", run_stage),
+    Stage("check", check_stage),
+    Stage("report", report_stage),
+]
+"""The demo's stages in order; backends append theirs (compile, compress, simulate, ...)."""
+
+
+# ----- driver ------------------------------------------------------------------------------------
+
+
+def run_demo(state: DemoState, stages: Sequence[Stage] = STAGES, console: Any = None
+             ) -> list[StageResult]:
+    """Run every stage in order, printing a line (and any table) per stage when ``console``."""
+    results: list[StageResult] = []
+    for i, stage in enumerate(stages, 1):
+        t0 = time.perf_counter()
+        try:
+            out = stage.fn(state)
+            status = "ok"
+        except SkipStage as e:
+            out, status = Outcome(f"skipped: {e}"), "skipped"
+        dt = time.perf_counter() - t0
+        results.append(StageResult(stage.name, status, dt, out.summary))
+        if console is not None:
+            from rich.markup import escape
+
+            mark = "[green]ok[/]" if status == "ok" else "[yellow]skip[/]"
+            console.print(f"[{i}/{len(stages)}] [bold]{stage.name:<9}[/] {mark} {dt:7.2f} s  "
+                          f"{escape(out.summary)}", markup=True, highlight=False)
+            if out.detail is not None:
+                console.print(out.detail)
+    if console is not None:
+        total = sum(r.seconds for r in results)
+        console.print(f"demo finished in {total:.2f} s ("
+                      + ", ".join(f"{r.name} {r.seconds:.2f} s" for r in results) + ")")
+    return results
+
+
+__all__ = ["DEFAULT_MODEL", "STAGES", "DemoState", "Outcome", "SkipStage", "Stage",
+           "StageResult", "run_demo"]
