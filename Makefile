@@ -28,8 +28,9 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/lwc demo
 
+# one BLAS thread per xdist worker: two workers on two cores, no oversubscription
 test: $(STAMP)
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info

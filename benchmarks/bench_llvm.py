@@ -4,9 +4,10 @@
     .venv/bin/python benchmarks/bench_llvm.py --tvm --tvm-python /path/to/tvm-venv/bin/python
     .venv/bin/python benchmarks/bench_llvm.py --models resnet18 --threads 2 --runs 50 --json out.json
 
-Each model is timed after a warm-up, for every thread count, lwc then onnxruntime in turn, and the
-table prints median/min latency, the ratio lwc/ORT (below 1 means lwc is faster), and the GFLOP/s
-lwc reaches (2 x MACs / median) against the machine's estimated single-core FP32 peak.
+Each model is timed after a warm-up, for every thread count, with lwc and onnxruntime runs
+interleaved (lwc, ORT, lwc, ORT, ...) so that load from other processes on a shared machine hits
+both alike. The table prints median latency, the ratio lwc/ORT (below 1 means lwc is faster), and
+the GFLOP/s lwc reaches (2 x MACs / median) against the machine's estimated FP32 peak.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -75,11 +78,29 @@ def tvm_time(path: str, inputs: dict[str, np.ndarray], threads: int, runs: int, 
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
+def interleaved(fns: dict[str, Callable[[], object]], runs: int, warmup: float
+                ) -> dict[str, dict[str, float]]:
+    """Warm each callable up, then time them in alternation: ``runs`` rounds of one call each."""
+    for fn in fns.values():
+        t_end = time.perf_counter() + warmup
+        fn()
+        while time.perf_counter() < t_end:
+            fn()
+    ts: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(runs):
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            ts[k].append((time.perf_counter() - t0) * 1e3)
+    return {k: {"median_ms": float(np.median(v)), "min_ms": float(min(v)),
+                "max_ms": float(max(v)), "runs": runs} for k, v in ts.items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+", default=list(MODELS))
     ap.add_argument("--threads", nargs="+", type=int, default=[1, 2])
-    ap.add_argument("--runs", type=int, default=30)
+    ap.add_argument("--runs", type=int, default=50)
     ap.add_argument("--warmup", type=float, default=1.0)
     ap.add_argument("--tvm", action="store_true", help="also time TVM 0.27 untuned")
     ap.add_argument("--tvm-python", default=sys.executable,
@@ -89,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from lwc.analysis import total_macs
     from lwc.backends.llvm import compile as llvm_compile
-    from lwc.cli.bench import runner, time_runs
+    from lwc.cli.bench import runner
 
     peak = peak_gflops_per_core()
     rows = []
@@ -101,8 +122,10 @@ def main(argv: list[str] | None = None) -> int:
         model = llvm_compile(g)
         for t in args.threads:
             model.set_num_threads(t)
-            lw = time_runs(lambda: model.run(inputs), args.runs, args.warmup)
-            ort = time_runs(runner(g, path, "onnxruntime", t, inputs, {}), args.runs, args.warmup)
+            both = interleaved({"lwc": lambda: model.run(inputs),
+                                "ort": runner(g, path, "onnxruntime", t, inputs, {})},
+                               args.runs, args.warmup)
+            lw, ort = both["lwc"], both["ort"]
             tv = None
             if args.tvm:
                 tv = tvm_time(path, inputs, t, max(5, args.runs // 3), args.warmup,

@@ -5,6 +5,7 @@ Public API::
     g = lwc.load("model.onnx")            # or a .lwc file, or "zoo:mobilenet_v2"
     out = lwc.interpret(g, {"input": x})  # reference numpy interpreter
     lwc.save(g, "model.lwc")              # .lwc (+ .npz weights) or .onnx
+    m = lwc.compile(g, target="llvm")     # CompiledModel: m.run({"input": x}), m.save("m.so")
 """
 
 from pathlib import Path as _Path
@@ -26,7 +27,7 @@ from lwc.rewrite import Match, Rewriter, pattern_set
 __all__ = [
     "Attr", "DType", "Graph", "LwcError", "Match", "Node", "Op", "Pass", "PassContext",
     "PassManager", "PassResult", "QuantParams", "Rewriter", "TensorType", "Value",
-    "function_pass", "interpret", "load", "pattern_set", "random_inputs", "register_op",
+    "compile", "function_pass", "interpret", "load", "pattern_set", "random_inputs", "register_op",
     "register_pass", "save", "verify",
 ]
 
@@ -43,3 +44,15 @@ def save(graph: Graph, path: str) -> None:
     from lwc.model_io import save_model
 
     save_model(graph, path)
+
+
+def compile(model: Graph | str, target: str = "llvm", opt_level: int = 3, **options: object):
+    """Compile ``model`` (a Graph, or a spec ``load`` accepts) for ``target``.
+
+    Returns the backend's compiled model (for ``llvm``: ``CompiledModel`` with ``run(inputs)``
+    and ``save(path)``). ``options`` go to the backend (llvm: ``threads``, ``mcpu``,
+    ``use_cache``, ``bindings``). The backend is imported here, not at ``import lwc``."""
+    from lwc.backends import compile as backend_compile
+
+    graph = model if isinstance(model, Graph) else load(str(model))
+    return backend_compile(graph, target=target, opt_level=opt_level, **options)

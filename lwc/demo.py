@@ -127,6 +127,44 @@ def check_stage(s: DemoState) -> Outcome:
     return Outcome(f"optimised vs original: max abs error {worst:.3g} (tolerance {worst_tol:.3g})")
 
 
+def _max_rel_error(got: dict[str, np.ndarray], want: dict[str, np.ndarray]) -> float:
+    worst = 0.0
+    for name, ref in want.items():
+        if ref.size:
+            err = float(np.max(np.abs(got[name].astype(np.float64) - ref)))
+            worst = max(worst, err / max(1.0, float(np.max(np.abs(ref)))))
+    return worst
+
+
+def _median_seconds(fn: Callable[[], object], runs: int = 5) -> float:
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def compile_stage(s: DemoState) -> Outcome:
+    """JIT-compile with the LLVM backend; its outputs must match the interpreter's."""
+    from lwc.backends import compile as compile_graph
+    from lwc.interp import interpret
+
+    g = s.need_graph()
+    if not s.outputs:
+        raise SkipStage("no interpreter outputs to check against")
+    model = compile_graph(g, target="llvm", opt_level=3)
+    got = model.run(s.inputs)
+    err = _max_rel_error(got, s.outputs)
+    if not err <= 1e-4:
+        raise LwcError(f"LLVM output differs from the interpreter: max relative error {err:.3g}")
+    t_llvm = _median_seconds(lambda: model.run(s.inputs))
+    t_interp = _median_seconds(lambda: interpret(g, s.inputs), runs=3)
+    return Outcome(f"LLVM JIT in {model.compile_seconds:.2f} s, arena {model.arena_size / 2**20:.2f} "
+                   f"MiB; max rel. error vs interpreter {err:.2g}; median {1e3 * t_llvm:.2f} ms "
+                   f"vs interpreter {1e3 * t_interp:.1f} ms ({t_interp / t_llvm:.0f}x)")
+
+
 def report_stage(s: DemoState) -> Outcome:
     from lwc.report import human, layer_report, render_table
 
@@ -141,6 +179,7 @@ STAGES: list[Stage] = [
     Stage("optimise", optimise_stage),
     Stage("run", run_stage),
     Stage("check", check_stage),
+    Stage("compile", compile_stage),
     Stage("report", report_stage),
 ]
 """The demo's stages in order; backends append theirs (compile, compress, simulate, ...)."""

@@ -62,7 +62,7 @@ def _build_zoo(name: str) -> Graph:
     if name not in known:
         raise ModelFormatError(f"zoo:{name}: unknown zoo model; available: "
                                + ", ".join(f"zoo:{n}" for n in known))
-    return zoo.build(name)
+    return zoo.build(name, batch="N")  # a symbolic batch, like an ONNX export with dynamic axes
 
 
 __all__ = ["ACCEPTED", "ZOO_PREFIX", "load_model", "save_model"]

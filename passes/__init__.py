@@ -15,6 +15,7 @@ BUILTIN_PASSES: dict[str, str] = {
     "fold-bn": "lwc.passes.graph.fold_bn:fold_bn",
     "fuse": "lwc.passes.graph.fuse:fuse",
     "convert-layout": "lwc.passes.graph.convert_layout:ConvertLayout",
+    "quantize-int8": "lwc.passes.compress.quantize:QuantizeInt8",
 }
 
 BUILTIN_PASSES.update({
@@ -31,3 +32,13 @@ BUILTIN_PASSES.update({
 })
 """Conv rewrites: exact lowerings and shuffle passes, opt-in approximate factorisations (each
 records MACs/params before/after and its error), and the block recogniser."""
+
+BUILTIN_PASSES["prune-channels"] = "lwc.passes.compress.channel_prune:PruneChannels"
+"""Structured (filter/channel) pruning: approximate, leaves a smaller dense graph."""
+
+BUILTIN_PASSES.update({
+    "binarize": "lwc.passes.compress.binarize:Binarize",
+    "lower-xnor": "lwc.passes.compress.binarize:LowerXnor",
+    "fold-bn-sign": "lwc.passes.compress.binarize:FoldBnSign",
+})
+"""Binary/ternary networks (BNN, XNOR-Net, TBN): training form, xnor lowering, BN+sign folding."""

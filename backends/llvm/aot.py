@@ -17,6 +17,7 @@ from pathlib import Path
 from lwc.backends.llvm.runtime import SOURCE as RUNTIME_C
 from lwc.backends.llvm.runtime import c_compiler
 from lwc.errors import LwcError
+from lwc.fileio import atomic_open, atomic_write_text
 from lwc.ir.core import Graph
 
 WRAPPER = """\
@@ -91,11 +92,15 @@ def write_shared_library(art: object, path: Path, source: Graph) -> Path:
         (d / "weights.S").write_text(WEIGHTS_S % {"path": str(d / "weights.bin")})
         (d / "wrapper.c").write_text(WRAPPER % {"ws": max(64, prog.arena_size)})
         shutil.copy(RUNTIME_C, d / "runtime.c")
-        cmd = [cc, "-shared", "-fPIC", "-O2", "-o", str(path), *objs, str(d / "wrapper.c"),
+        tmp_lib = d / "model.so"  # linked here, then moved into place: never a partial .so
+        cmd = [cc, "-shared", "-fPIC", "-O2", "-o", str(tmp_lib), *objs, str(d / "wrapper.c"),
                str(d / "weights.S"), str(d / "runtime.c"), "-lpthread", "-lm"]
         res = subprocess.run(cmd, capture_output=True, text=True)
         if res.returncode != 0:
             raise LwcError(f"linking {path} failed: {res.stderr.strip().splitlines()[-1:]}")
+        with atomic_open(path, "wb") as f:
+            f.write(tmp_lib.read_bytes())
     guard = _macro(path.stem)
-    path.with_suffix(".h").write_text(header_text(source, prog.graph, prog.arena_size, guard))
+    atomic_write_text(path.with_suffix(".h"),
+                      header_text(source, prog.graph, prog.arena_size, guard))
     return path

@@ -87,9 +87,7 @@ class CompiledModel:
         self.engine = JitEngine(objs, art.target)
         if threads is not None:
             self.engine.set_num_threads(threads)
-        w = aligned_empty(len(art.program.weights))
-        w[:] = np.frombuffer(art.program.weights, np.uint8)
-        self.weights = w
+        self.weights = art.program.weights  # aligned already; kernels only read it
         self.workspace = aligned_empty(max(64, art.program.arena_size))
 
     @property
@@ -124,7 +122,13 @@ class CompiledModel:
 
 
 def compile(graph: Graph, opt_level: int = 3, threads: int | None = None, mcpu: str | None = None,
-            use_cache: bool = True, bindings: dict[str, int] | None = None) -> CompiledModel:
+            use_cache: bool = True, bindings: dict[str, int] | None = None,
+            **unknown: object) -> CompiledModel:
     """Compile ``graph`` for this CPU (or ``mcpu``) and load it in-process."""
+    if unknown:
+        raise LwcError(f"llvm backend: unknown option(s) {', '.join(sorted(unknown))}; known: "
+                       "opt_level, threads, mcpu, use_cache, bindings")
+    if opt_level not in (0, 1, 2, 3):
+        raise LwcError(f"llvm backend: opt_level must be 0-3, got {opt_level!r}")
     art = build(graph, opt_level, mcpu, use_cache, bindings)
     return CompiledModel(graph, art, threads)

@@ -37,7 +37,8 @@ class Program:
     locs: list[list[Loc]]
     kernels: dict[str, KernelDef]
     """Unique kernels by symbol name."""
-    weights: bytes
+    weights: np.ndarray
+    """The weights blob: uint8, 64-byte aligned."""
     arena_size: int
     sum_intermediates: int
     largest_intermediate: int
@@ -46,7 +47,8 @@ class Program:
 
 def _import_kernels() -> None:
     from lwc.backends.llvm.kernels import (  # noqa: F401  (register lowerings)
-        conv, elementwise, matmul, pool, reduce, tensor)
+        conv, elementwise, int8, matmul, pool, reduce, tensor)
+    from lwc.backends.llvm.kernels import xnor  # noqa: F401  (binary/ternary kernels)
 
 
 def lower_graph(graph: Graph, target: Target, inplace: bool = True) -> Program:
@@ -79,8 +81,11 @@ def _align(n: int) -> int:
 
 
 def _weights_blob(graph: Graph, al: memplan.Aliases, ctx: LowerCtx
-                  ) -> tuple[bytes, dict[tuple[str, int], int]]:
-    """Lay out used graph constants and derived arrays, 64-byte aligned."""
+                  ) -> tuple[np.ndarray, dict[tuple[str, int], int]]:
+    """Lay out used graph constants and derived arrays, 64-byte aligned, in one 64-byte aligned
+    uint8 array (filled in place: models with 100M+ parameters must not be copied repeatedly)."""
+    from lwc.backends.llvm.jit import aligned_empty
+
     used: dict[int, Value] = {}
     for c in ctx.calls:
         for b in c.args:
@@ -89,21 +94,22 @@ def _weights_blob(graph: Graph, al: memplan.Aliases, ctx: LowerCtx
                 if g.anchor and g.anchor[0] == "const":
                     root = next(v for v, _ in g.members.values() if v.data is not None)
                     used[id(root)] = root
-    chunks: list[bytes] = []
     offs: dict[tuple[str, int], int] = {}
-    pos = 0
     items: list[tuple[tuple[str, int], np.ndarray]] = [(("v", k), np.asarray(v.data))
                                                        for k, v in used.items()]
     items += [(("c", i), a) for i, a in enumerate(ctx.consts)]
+    pos = 0
     for key, arr in items:
-        data = np.ascontiguousarray(arr).tobytes()
-        pad = _align(pos) - pos
-        chunks.append(b"\0" * pad)
-        pos += pad
+        pos = _align(pos)
         offs[key] = pos
-        chunks.append(data)
-        pos += len(data)
-    return b"".join(chunks) + b"\0" * 64, offs
+        pos += arr.nbytes
+    blob = aligned_empty(pos + 64)
+    blob[:] = 0
+    for key, arr in items:
+        o = offs[key]
+        flat = np.ascontiguousarray(arr).reshape(-1).view(np.uint8)
+        blob[o: o + flat.size] = flat
+    return blob, offs
 
 
 def _resolve(b: Buf, al: memplan.Aliases, layout: memplan.Layout,

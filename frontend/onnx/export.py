@@ -282,10 +282,114 @@ def _custom(em: _Emitter, node: Node, a: dict[str, Any], ins: list[str], outs: l
     em.custom.append(node.op)
 
 
+def _scalar_input(em: _Emitter, node: Node, i: int, name: str) -> str:
+    """A per-tensor scale/zero point as an ONNX scalar (QDQ ops read a 1-element 1-D tensor
+    as per-axis)."""
+    v = node.inputs[i]
+    if v.data is not None and v.data.ndim > 0:
+        return em.const(v.data.reshape(()), f"{name}.scalar")
+    return name
+
+
+def _dq(em: _Emitter, node: Node, ins: list[str], first: int, label: str, axis: int = 1) -> str:
+    """DequantizeLinear of the quantised operand at ``first`` (its scale, zero point follow)."""
+    out = em.fresh(f"{ins[first]}.dq")
+    if node.inputs[first + 1].type.numel() == 1:
+        args = [ins[first], _scalar_input(em, node, first + 1, ins[first + 1]),
+                _scalar_input(em, node, first + 2, ins[first + 2])]
+        em.emit("DequantizeLinear", args, [out], label)
+    else:
+        em.emit("DequantizeLinear", ins[first:first + 3], [out], label, axis=axis)
+    return out
+
+
+def _q_epilogue(em: _Emitter, node: Node, a: dict[str, Any], y: str, ins: list[str],
+                outs: list[str], scale_at: int = 6) -> None:
+    """Fused clamp (as the float activation) then QuantizeLinear to the output's scale/zp."""
+    if a["act"] == "relu":
+        act_out = em.fresh(f"{outs[0]}.act")
+        em.emit("Relu", [y], [act_out], node.label)
+        y = act_out
+    elif a["act"]:
+        lo, hi = (0.0, 6.0) if a["act"] == "relu6" else (a["clip_min"], a["clip_max"])
+        act_out = em.fresh(f"{outs[0]}.act")
+        em.emit("Clip", [y, em.const(np.asarray(lo, np.float32), f"{outs[0]}.min"),
+                         em.const(np.asarray(hi, np.float32), f"{outs[0]}.max")], [act_out],
+                node.label)
+        y = act_out
+    em.emit("QuantizeLinear", [y, _scalar_input(em, node, scale_at, ins[scale_at]),
+                               _scalar_input(em, node, scale_at + 1, ins[scale_at + 1])],
+            outs, node.label)
+
+
+def _qdq_bias(em: _Emitter, node: Node, ins: list[str], n_out: int) -> list[str]:
+    """The int32 bias dequantised at scale x_scale * w_scale (zero point 0), as QDQ wants."""
+    if len(ins) < 9:
+        return []
+    xs, ws = node.inputs[1].data, node.inputs[4].data
+    if xs is None or ws is None:
+        raise UnsupportedOpError(f"node {node.label} ({node.op}): QDQ export needs constant "
+                                 "scales")
+    scale = (np.float32(xs.reshape(-1)[0]) * ws.astype(np.float32).reshape(-1))
+    scale = np.broadcast_to(scale, (n_out,)).astype(np.float32)
+    out = em.fresh(f"{ins[8]}.dq")
+    em.emit("DequantizeLinear", [ins[8], em.const(scale, f"{ins[8]}.scale"),
+                                 em.const(np.zeros(n_out, np.int32), f"{ins[8]}.zp")],
+            [out], node.label, axis=0)
+    return [out]
+
+
+def _qlinear_conv(em: _Emitter, node: Node, a: dict[str, Any], ins: list[str],
+                  outs: list[str]) -> None:
+    """QDQ form: DQ(x), DQ(w, axis 0), DQ(bias) -> Conv -> clamp -> Q (onnxruntime fuses it
+    back into QLinearConv)."""
+    cout = int(node.inputs[3].type.shape[0])
+    x, w = _dq(em, node, ins, 0, node.label), _dq(em, node, ins, 3, node.label, axis=0)
+    y = em.fresh(f"{outs[0]}.conv")
+    em.emit("Conv", [x, w, *_qdq_bias(em, node, ins, cout)], [y], node.label,
+            kernel_shape=list(node.inputs[3].type.shape[2:]), strides=_onnx_attr(a["strides"]),
+            pads=_onnx_attr(a["pads"]), dilations=_onnx_attr(a["dilations"]), group=a["group"])
+    _q_epilogue(em, node, a, y, ins, outs)
+
+
+def _qlinear_gemm(em: _Emitter, node: Node, a: dict[str, Any], ins: list[str],
+                  outs: list[str]) -> None:
+    """QDQ form: DQ(a), DQ(b, per output column), DQ(bias) -> Gemm -> clamp -> Q."""
+    n = int(node.inputs[3].type.shape[0 if a["trans_b"] else 1])
+    x = _dq(em, node, ins, 0, node.label)
+    w = _dq(em, node, ins, 3, node.label, axis=0 if a["trans_b"] else 1)
+    y = em.fresh(f"{outs[0]}.gemm")
+    em.emit("Gemm", [x, w, *_qdq_bias(em, node, ins, n)], [y], node.label,
+            transB=int(a["trans_b"]))
+    _q_epilogue(em, node, a, y, ins, outs)
+
+
+def _qlinear_add(em: _Emitter, node: Node, a: dict[str, Any], ins: list[str],
+                 outs: list[str]) -> None:
+    """QDQ form: DQ(a), DQ(b) -> Add -> clamp -> Q."""
+    x, y = _dq(em, node, ins, 0, node.label), _dq(em, node, ins, 3, node.label)
+    s = em.fresh(f"{outs[0]}.add")
+    em.emit("Add", [x, y], [s], node.label)
+    _q_epilogue(em, node, a, s, ins, outs)
+
+
+def _fake_quant(em: _Emitter, node: Node, a: dict[str, Any], ins: list[str],
+                outs: list[str]) -> None:
+    """QuantizeLinear then DequantizeLinear with the attributes as scalar constants."""
+    zp_dtype = DType(a["dtype"]).numpy
+    s = em.const(np.asarray(a["scale"], np.float32), f"{outs[0]}.scale")
+    z = em.const(np.asarray(a["zero_point"], zp_dtype), f"{outs[0]}.zp")
+    q = em.fresh(f"{outs[0]}.q")
+    em.emit("QuantizeLinear", [ins[0], s, z], [q], node.label)
+    em.emit("DequantizeLinear", [q, s, z], outs, node.label)
+
+
 HANDLERS: dict[str, Handler] = {
     "conv": _conv, "gemm": _gemm, "clip": _clip, "hard_swish": _hard_swish_node,
     "split": _split, "slice": _slice, "pad": _pad, "cast": _cast,
     "channel_shuffle": _channel_shuffle, **dict.fromkeys(REDUCE, _reduce),
+    "qlinear_conv": _qlinear_conv, "qlinear_gemm": _qlinear_gemm, "qlinear_add": _qlinear_add,
+    "fake_quant": _fake_quant,
 }
 
 

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from lwc.errors import LwcError
 
 COMMANDS = ["show", "info", "run", "convert", "demo", "opt", "passes", "compile", "bench", "train",
-            "eval", "compress"]
+            "eval", "compress", "sim"]
 """Sub-command modules under ``lwc.cli``, in the order ``lwc --help`` lists them."""
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130

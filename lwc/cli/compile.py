@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from lwc.cli.common import add_json_argument, add_model_argument, console, load, print_json
+from lwc.errors import InputError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -16,7 +17,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "on disk ($LWC_CACHE_DIR, default ~/.cache/lwc).")
     add_model_argument(p)
     p.add_argument("-o", "--output", required=True, metavar="OUT.so", help="library to write")
-    p.add_argument("--target", choices=["llvm"], default="llvm", help="code generator (llvm)")
+    p.add_argument("--target", type=_target, default="llvm", metavar="llvm|accel:ACCEL",
+                   help="code generator: llvm (default), or accel:<preset or .toml/.json> to "
+                   "write an accelerator program OUT.lasm plus its OUT.lasm.npz data sidecar")
     p.add_argument("-O", dest="opt", type=int, choices=[0, 1, 2, 3], default=3,
                    help="optimisation level (default 3; 0 skips epilogue fusion)")
     p.add_argument("--mcpu", default=None, help="LLVM CPU name (default: this machine)")
@@ -26,7 +29,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _target(value: str) -> str:
+    if value == "llvm" or (value.startswith("accel:") and len(value) > len("accel:")):
+        return value
+    raise argparse.ArgumentTypeError(f"unknown target {value!r} (use llvm or accel:<accel>)")
+
+
+def _compile_accel(args: argparse.Namespace) -> int:
+    """``--target accel:...``: quantise, lower and write the listing + data sidecar."""
+    from lwc.backends.accel import compile_accel
+
+    if not args.output.endswith(".lasm"):
+        raise InputError(f"{args.output}: an accelerator program is written as a .lasm listing")
+    prog = compile_accel(load(args.model), args.target.split(":", 1)[1])
+    prog.save(args.output)
+    info = {"model": args.model, "program": args.output, "data": args.output + ".npz",
+            "accel": prog.accel, "instructions": len(prog.instrs), "layers": len(prog.layers),
+            "dram_bytes": int(prog.dram_init.size)}
+    if args.json:
+        print_json(info)
+    else:
+        console().print(f"wrote {info['program']} ({info['instructions']} instructions, "
+                        f"{info['layers']} layers for {info['accel']}) and {info['data']} "
+                        f"({info['dram_bytes'] / 2**20:.2f} MiB DRAM image)")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.target.startswith("accel:"):
+        return _compile_accel(args)
     from lwc.backends.llvm import build
     from lwc.backends.llvm.aot import write_shared_library
 

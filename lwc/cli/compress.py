@@ -22,6 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--finetune-epochs", type=int, metavar="N",
                    help="fine-tuning epochs per stage (default: the recipe's own)")
     p.add_argument("-o", "--output", required=True, metavar="OUT.lwcz|OUT.onnx")
+    p.add_argument("--no-progress", action="store_true", help="hide the fine-tuning progress bar")
     add_json_argument(p)
     p.set_defaults(func=run)
 
@@ -30,11 +31,12 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from lwc.passes.compress.recipes import RECIPES
-    from lwc.train import Dataset
+    from lwc.train import Dataset, show_progress
 
     graph = load(args.model)
     data = Dataset.load(args.data)
-    report = RECIPES[args.recipe](graph, data, Path(args.output), args.finetune_epochs)
+    with show_progress(not args.json and not args.no_progress):
+        report = RECIPES[args.recipe](graph, data, Path(args.output), args.finetune_epochs)
     if args.json:
         print_json(report.to_json())
         return 0

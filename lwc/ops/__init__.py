@@ -1,6 +1,7 @@
 """Built-in op families. Importing this package registers them all with ``lwc.ops.registry``."""
 
 from lwc.ops import (  # noqa: F401
+    binary,
     conv,
     conv_transpose,
     elementwise,
@@ -9,6 +10,7 @@ from lwc.ops import (  # noqa: F401
     linalg,
     norm,
     pool,
+    qlinear,
     quant,
     reduce,
     tensor,

@@ -162,3 +162,4 @@ def _load() -> None:
     if not _loaded:
         _loaded = True
         import lwc.train.vjps  # noqa: F401
+        import lwc.train.binary  # noqa: F401  (STE gradients of binary/ternary nets)

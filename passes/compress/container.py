@@ -1,4 +1,4 @@
-"""The ``.lwcz`` compressed model container (format documented in docs/lwcz.md).
+"""The ``.lwcz`` compressed model container (format documented in docs/compression.md).
 
 Layout, all integers little-endian::
 
@@ -13,7 +13,9 @@ A record names a constant of the graph and says how it is stored (``kind``):
   exactly representable in it, else float32), Huffman-coded codebook indices and Huffman-coded
   relative gaps (``sparse_codec``; no gap stream for a dense tensor, ``gap_bits`` 0);
 - ``binary``: BMXNet-style bit packing, 1 bit per weight (1 = +1) and a float32 alpha per
-  output filter: weight = alpha[o] * (+1 | -1);
+  output filter: weight = alpha[o] * (+1 | -1); with ``"alpha": false`` the record holds the
+  bits only and decodes to +-1 (an ``xnor_conv``/``xnor_gemm`` weight, whose alpha is its own
+  operand);
 - ``int8``: int8 values with a float32 scale per output channel: weight = scale[o] * q.
 
 Every field read from a file is checked before it is used: sizes against the file, element
@@ -93,11 +95,15 @@ def encode_dc(name: str, codebook: np.ndarray, index: np.ndarray, gap_bits: int)
     return Encoded(meta, blobs)
 
 
-def encode_binary(name: str, signs: np.ndarray, alpha: np.ndarray) -> Encoded:
-    """``signs``: +1/-1 per weight (axis 0 = output filters); ``alpha``: one scale per filter."""
+def encode_binary(name: str, signs: np.ndarray, alpha: np.ndarray | None) -> Encoded:
+    """``signs``: +1/-1 per weight (axis 0 = output filters); ``alpha``: one scale per filter,
+    or None for a tensor of plain +-1 (its alphas, if any, live in their own constant)."""
     bits = bitarray((np.asarray(signs).ravel() > 0).tolist())
-    return Encoded({"name": name, "kind": "binary", "dtype": "f32", "shape": list(signs.shape),
-                    "nbits": len(bits)}, [bits.tobytes(), np.asarray(alpha, "<f4").tobytes()])
+    meta = {"name": name, "kind": "binary", "dtype": "f32", "shape": list(signs.shape),
+            "nbits": len(bits)}
+    if alpha is None:
+        return Encoded({**meta, "alpha": False}, [bits.tobytes()])
+    return Encoded(meta, [bits.tobytes(), np.asarray(alpha, "<f4").tobytes()])
 
 
 def encode_int8(name: str, q: np.ndarray, scale: np.ndarray) -> Encoded:
@@ -164,6 +170,8 @@ def decode(meta: Mapping[str, Any], blobs: list[bytes]) -> np.ndarray:
             bits = bitarray()
             bits.frombytes(blobs[0])
             signs = np.where(np.frombuffer(bits[:n].unpack(), np.uint8) > 0, 1.0, -1.0)
+            if meta.get("alpha", True) is False:
+                return signs.reshape(shape).astype(np.float32)
             alpha = np.frombuffer(blobs[1], "<f4").astype(np.float32)
             if len(alpha) != shape[0]:
                 raise ModelFormatError(f"{where}: {len(alpha)} alphas for {shape[0]} filters")
@@ -236,7 +244,10 @@ def read_lwcz(path: str | Path) -> Graph:
         for n in lengths:
             blobs.append(data[offset:offset + n])
             offset += n
-        weights[str(meta.get("name"))] = decode(meta, blobs)
+        try:
+            weights[str(meta.get("name"))] = decode(meta, blobs)
+        except ModelFormatError as e:
+            raise ModelFormatError(f"{p}: {e}") from None
     if offset != len(data):
         raise ModelFormatError(f"{p}: {len(data) - offset} trailing bytes after the payload")
     return parse_graph(text, filename=str(p), weights=weights)

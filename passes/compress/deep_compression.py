@@ -7,7 +7,9 @@ them with fine-tuning through ``lwc.train``.
 
 from __future__ import annotations
 
+import json
 import logging
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +43,8 @@ class DCConfig:
     share_lr: float = 1e-3
     batch_size: int = 32
     seed: int = 0
-    progress: bool = False
+    progress: bool | None = None
+    """None: follow ``lwc.train.show_progress`` (the CLI turns it on)."""
     max_drop: float | None = None
     """If set, the largest validation-accuracy loss a pruning stage may cause before it is
     undone (a held-out split of x_train; off by default because the digits validation split is
@@ -73,6 +76,8 @@ class DCResult:
     accuracy_after: float
     float_bytes: int
     file_bytes: int
+    masks: dict[str, np.ndarray] = field(default_factory=dict)
+    """Pruning masks by weight name (True = kept)."""
 
     @property
     def ratio(self) -> float:
@@ -158,7 +163,9 @@ def encode_layers(graph: Graph, codes: dict[str, tuple[np.ndarray, np.ndarray]]
         rec = encode_dc(name, codebook, index, gap_bits)
         records[name] = rec
         n = index.size
-        stored = rec.nbytes + len(str(rec.meta))  # blobs plus (uncompressed) table metadata
+        # payload blobs plus this record's Huffman tables, compressed on their own as in the
+        # header (the header compresses them together, so the file is a little smaller)
+        stored = rec.nbytes + len(zlib.compress(json.dumps(rec.meta).encode(), 9))
         rows.append(LayerRow(name, n, float((index > 0).mean()),
                              rec.meta["idx"]["nbits"] / max(rec.meta["entries"], 1),
                              rec.meta["gap"]["nbits"] / max(rec.meta["entries"], 1)
@@ -186,4 +193,4 @@ def deep_compress(graph: Graph, data: Dataset, out: str | Path,
     after = accuracy(graph, data.x_test, data.y_test)
     records, rows = encode_layers(graph, codes)
     size = write_lwcz(out, graph, records)
-    return DCResult(graph, rows, before, after, float_bytes, size)
+    return DCResult(graph, rows, before, after, float_bytes, size, masks)

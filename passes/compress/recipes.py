@@ -71,3 +71,8 @@ def _bad_output(out: Path, name: str, want: str) -> Exception:
     from lwc.errors import InputError
 
     return InputError(f"{out}: recipe {name} writes {want} files")
+
+
+from lwc.passes.compress import recipe_int8  # noqa: E402,F401  (registers "int8")
+from lwc.passes.compress import recipe_prune  # noqa: E402,F401  (registers "prune-channels")
+from lwc.passes.compress import recipe_binary  # noqa: E402,F401  (registers "bnn", "xnor", "tbn")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -64,14 +67,33 @@ def test_lwcz_round_trip_runs_identically(tmp_path: Path) -> None:
     assert np.array_equal(interpret(back, x)["output"], interpret(g, x)["output"])
 
 
-@pytest.mark.parametrize("mutate", ["magic", "truncate", "trailing", "header"])
+def _with_record(data: bytes, **changes: object) -> bytes:
+    """Rewrite the first tensor record of an .lwcz file's header."""
+    head_len = struct.unpack_from("<I", data, 8)[0]
+    header = json.loads(zlib.decompress(data[12:12 + head_len]))
+    header["tensors"][0].update(changes)
+    head = zlib.compress(json.dumps(header).encode())
+    return data[:8] + struct.pack("<I", len(head)) + head + data[12 + head_len:]
+
+
+MUTATIONS = {
+    "magic": lambda d: b"XXXX" + d[4:],
+    "version": lambda d: d[:4] + bytes([99]) + d[5:],
+    "truncate": lambda d: d[: len(d) - 10],
+    "trailing": lambda d: d + b"\0",
+    "header": lambda d: d[:12] + b"\xff" * 8 + d[20:],
+    "header-length": lambda d: d[:8] + struct.pack("<I", len(d)) + d[12:],
+    "huge-shape": lambda d: _with_record(d, shape=[1 << 20, 1 << 20]),
+    "negative-blob": lambda d: _with_record(d, blobs=[-5]),
+    "unknown-kind": lambda d: _with_record(d, kind="pickle"),
+}
+
+
+@pytest.mark.parametrize("mutate", sorted(MUTATIONS))
 def test_corrupt_files_are_refused_with_one_line(tmp_path: Path, mutate: str) -> None:
     p = tmp_path / "m.lwcz"
     write_lwcz(p, _mlp(), {})
-    data = p.read_bytes()
-    bad = {"magic": b"XXXX" + data[4:], "truncate": data[: len(data) - 10],
-           "trailing": data + b"\0", "header": data[:12] + b"\xff" * 8 + data[20:]}[mutate]
-    p.write_bytes(bad)
+    p.write_bytes(MUTATIONS[mutate](p.read_bytes()))
     with pytest.raises(ModelFormatError) as e:
         read_lwcz(p)
     assert str(p) in str(e.value) and "\n" not in str(e.value)

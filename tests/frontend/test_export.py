@@ -160,6 +160,23 @@ CASES: list[tuple[str, list[Any], dict[str, Any]]] = [
     ("dequantize_linear", [((3, 4), "uint8"), np.array(0.5, np.float32),
                            np.array(2, np.uint8)], {}),
     ("depth_to_space", [((1, 8, 2, 3), F)], {"blocksize": 2, "mode": "CRD"}),
+    # scales chosen so that no requantised value is an exact tie (x.5), where QDQ's two float
+    # roundings and the fused single rounding may legitimately differ by 1
+    *[(op, [((2, 4, 5, 5), "int8"), np.array(0.0371, np.float32), np.array(-1, np.int8),
+            rand((6, 2, 3, 3), 3, "int8") - 2, np.array([0.113, 0.217, 0.0931] * 2, np.float32),
+            np.zeros(6, np.int8), np.array(0.0137, np.float32), np.array(3, np.int8),
+            np.arange(-3, 3, dtype=np.int32) * 7], attrs)
+      for op, attrs in [("qlinear_conv", {"pads": (1, 1, 1, 1), "group": 2, "act": "relu"}),
+                        ("qlinear_conv", {"strides": (2, 2), "act": "clip", "clip_min": -1.0,
+                                          "clip_max": 2.0, "group": 2})]],
+    ("qlinear_gemm", [((3, 8), "int8"), np.array(0.0371, np.float32), np.array(-1, np.int8),
+                      rand((5, 8), 4, "int8") - 2, np.linspace(0.11, 0.31, 5).astype(np.float32),
+                      np.zeros(5, np.int8), np.array(0.0237, np.float32), np.array(3, np.int8),
+                      np.arange(5, dtype=np.int32)], {"trans_b": True, "act": "relu6"}),
+    ("qlinear_add", [((2, 3, 4), "int8"), np.array(0.0371, np.float32), np.array(1, np.int8),
+                     rand((3, 4), 5, "int8"), np.array(0.0533, np.float32), np.array(-2, np.int8),
+                     np.array(0.0317, np.float32), np.array(0, np.int8)], {}),
+    ("fake_quant", [X4], {"scale": 0.05, "zero_point": 3, "dtype": "i8"}),
 ]
 
 

@@ -5,10 +5,12 @@ residual and activation become the GEMM epilogue."""
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 
-from lwc.backends.llvm.kernels.depthwise import DepthwiseSpec, emit_depthwise, emit_pad_split
+from lwc.backends.llvm.kernels.depthwise import (FUSED_MAX_PLANE, DepthwiseSpec, emit_depthwise,
+                                                 emit_depthwise_fused, emit_pad_split)
 from lwc.backends.llvm.kernels.gemm import Addend, GemmSpec, choose_schedule, emit_gemm, pack_a
 from lwc.backends.llvm.kernels.pack import Im2colSpec, Im2rowSpec, emit_im2col, emit_im2row
 from lwc.backends.llvm.plan import LowerCtx, attrs_of, lowers, shape
@@ -49,7 +51,7 @@ def lower_conv(node: Node, ctx: LowerCtx) -> None:
     npix = math.prod(out_sp)
     sched = choose_schedule(og, npix, K, ctx.vw, ctx.nregs)
     gt = n * g
-    if nsp == 2:
+    if nsp == 2 and os.environ.get("LWC_CONV2D", "im2row") == "im2row":
         _gemm_conv2d(node, ctx, a, x, w, bias, res, xs, os_, kernel, strides, dil, pads, g)
         return
     ic = Im2colSpec(gt, cg, tuple(in_sp), tuple(out_sp), tuple(kernel), tuple(strides),
@@ -112,7 +114,11 @@ def _depthwise(node: Node, ctx: LowerCtx, a: dict, xs: tuple, ws: tuple, os_: tu
                       dil[0], dil[1], pads[0], pads[1], pads[2], pads[3], bias is not None,
                       **{k: v for k, v in _epilogue(a).items() if k != "act_alpha"},
                       alpha=a["alpha"])
+    rest = [ctx.buf(w)] + ([ctx.buf(bias)] if bias is not None else []) + [ctx.buf(node.output)]
+    work = s.CT * (s.OH * s.OW * s.KH * s.KW + s.plane)
+    if s.plane <= FUSED_MAX_PLANE:
+        ctx.call(s, emit_depthwise_fused, [ctx.buf(x), *rest], s.CT, work=work)
+        return
     scratch = ctx.alloc(s.CT * s.plane * 4)
     ctx.call(s, emit_pad_split, [ctx.buf(x), scratch], s.CT, work=s.CT * s.plane)
-    args = [scratch, ctx.buf(w)] + ([ctx.buf(bias)] if bias is not None else []) + [ctx.buf(node.output)]
-    ctx.call(s, emit_depthwise, args, s.CT, work=s.CT * s.OH * s.OW * s.KH * s.KW)
+    ctx.call(s, emit_depthwise, [scratch, *rest], s.CT, work=s.CT * s.OH * s.OW * s.KH * s.KW)

@@ -109,3 +109,69 @@ def emit_depthwise(module: ir.Module, name: str, s: DepthwiseSpec) -> None:
                 acc = apply_act(b, acc, s.act, s.alpha, s.lo, s.hi)
                 irb.store(b, acc, orow, ow)
     b.ret_void()
+
+
+FUSED_MAX_PLANE = 64 * 1024
+"""Largest padded plane (floats, 256 KiB) that the fused kernel keeps on the stack: it then stays
+in L2 between the copy and the taps, instead of a whole layer's padded copy going through L3."""
+
+
+def emit_depthwise_fused(module: ir.Module, name: str, s: DepthwiseSpec) -> None:
+    """args = [x, w, (bias), out]; items = CT channels. Each channel is padded and phase-split into
+    a stack buffer (interior rows by straight copies, borders zeroed), then convolved as in
+    ``emit_depthwise``."""
+    fn, b, (args, lo, hi) = irb.kernel_function(module, name)
+    x = irb.arg_ptr(b, args, 0)
+    wp = irb.arg_ptr(b, args, 1)
+    bp = irb.arg_ptr(b, args, 2) if s.bias else None
+    out = irb.arg_ptr(b, args, 3 if s.bias else 2)
+    buf = b.alloca(F32, size=s.plane, name="plane")
+    buf.align = 64
+    fma = irb.intrinsic(module, "llvm.fmuladd.f32", F32, [F32, F32, F32])
+    taps = [(kh, kw) for kh in range(s.KH) for kw in range(s.KW)]
+    zero = irb.f32(0.0)
+    with irb.loop(b, lo, hi, name="c") as c:
+        src = irb.gep(b, x, irb.mul(b, c, s.H * s.W))
+        for q in range(s.sw):
+            # column t of phase q reads input column q + t*sw - pl
+            tlo = max(0, -(-(s.pl - q) // s.sw))
+            thi = min(s.wq, (s.W - 1 + s.pl - q) // s.sw + 1)
+            qbase = q * s.hp * s.wq
+            with irb.loop(b, 0, s.hp, name=f"r{q}") as r:
+                drow = irb.gep(b, buf, b.add(i64(qbase), irb.mul(b, r, s.wq)))
+                ih = b.sub(r, i64(s.pt))
+                row_ok = b.icmp_unsigned("<", ih, i64(s.H))
+                with b.if_else(row_ok) as (inside, outside):
+                    with inside:
+                        with irb.loop(b, 0, tlo, name="zl") as t:
+                            irb.store(b, zero, drow, t)
+                        srow = irb.gep(b, src, irb.mul(b, ih, s.W))
+                        if thi > tlo:
+                            with irb.loop(b, tlo, thi, name="cp") as t:
+                                iw = b.add(irb.mul(b, t, s.sw), i64(q - s.pl))
+                                irb.store(b, irb.load(b, srow, iw), drow, t)
+                        with irb.loop(b, max(tlo, thi), s.wq, name="zr") as t:
+                            irb.store(b, zero, drow, t)
+                    with outside:
+                        with irb.loop(b, 0, s.wq, name="zr") as t:
+                            irb.store(b, zero, drow, t)
+        ch = b.srem(c, i64(s.C))
+        wc = irb.gep(b, wp, irb.mul(b, ch, s.KH * s.KW))
+        ws = [irb.load(b, wc, k) for k in range(len(taps))]
+        bias = irb.load(b, bp, ch) if bp is not None else irb.f32(0.0)
+        orow0 = irb.gep(b, out, irb.mul(b, c, s.OH * s.OW))
+        with irb.loop(b, 0, s.OH, name="oh") as oh:
+            rows = []
+            for kh, kw in taps:
+                col = kw * s.dw
+                r = b.add(irb.mul(b, oh, s.sh), i64(kh * s.dh))
+                off = b.add(irb.mul(b, r, s.wq), i64((col % s.sw) * s.hp * s.wq + col // s.sw))
+                rows.append(irb.gep(b, buf, off))
+            orow = irb.gep(b, orow0, irb.mul(b, oh, s.OW))
+            with irb.loop(b, 0, s.OW, name="ow") as ow:
+                acc = bias
+                for wk, rp in zip(ws, rows):
+                    acc = b.call(fma, [wk, irb.load(b, rp, ow), acc])
+                acc = apply_act(b, acc, s.act, s.alpha, s.lo, s.hi)
+                irb.store(b, acc, orow, ow)
+    b.ret_void()

@@ -11,6 +11,7 @@ consecutive tiles reuse the same B panel.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 
@@ -84,21 +85,66 @@ class GemmSpec:
         return kc
 
     @property
+    def blocking(self) -> tuple[int, int]:
+        """(row blocks per item, column panels per item), chosen to move the fewest bytes.
+
+        An item sweeps its k blocks; in each, for each of its column panels, it (packs and) holds
+        the B slice (kc x nr) in L1 and runs its row blocks, whose A slices (rows x kc, at most
+        ~128 KiB) stay in L2 across the item's panels. So A is read once per panel group and B
+        once per row group: with large weights and few columns (late conv layers) A should be
+        read once, with many columns B. At least 16 items (if there are that many tiles) keep
+        2 threads balanced on a busy machine."""
+        return _blocking(self.G, self.M, self.N, self.K, self.mb, self.nb, self.kc, self.sched.mr,
+                         self.sched.nr)
+
+    @property
     def group_rows(self) -> int:
-        """Row blocks per work item: the group's A slices (rows x kc) should fit ~128 KiB of L2."""
-        g = max(1, min(self.mb, (128 * 1024) // (4 * self.kc * self.sched.mr)))
-        # enough work items to balance 4 threads: split row groups when there are few panels
-        while g > 1 and self.G * self.nb * -(-self.mb // g) < 32:
-            g = -(-g // 2)
-        return g
+        return self.blocking[0]
+
+    @property
+    def panels(self) -> int:
+        return self.blocking[1]
 
     @property
     def ngroups(self) -> int:
         return -(-self.mb // self.group_rows)
 
     @property
+    def njb(self) -> int:
+        return -(-self.nb // self.panels)
+
+    @property
     def items(self) -> int:
-        return self.G * self.nb * self.ngroups
+        return self.G * self.njb * self.ngroups
+
+
+def _pow2_upto(n: int) -> set[int]:
+    out, p = {n}, 1
+    while p < n:
+        out.add(p)
+        p *= 2
+    return out
+
+
+@functools.cache
+def _blocking(G: int, M: int, N: int, K: int, mb: int, nb: int, kc: int, mr: int, nr: int
+              ) -> tuple[int, int]:
+    a_bytes, b_bytes = 4 * M * K, 4 * K * nb * nr
+    a_cost = a_bytes * (0.2 if a_bytes <= 256 * 1024 else 1.0)  # re-reads from L2 are cheap
+    b_cost = b_bytes * (0.2 if b_bytes <= 256 * 1024 else 1.0)
+    max_rows = max(1, min(mb, (128 * 1024) // (4 * kc * mr)))
+    want = min(16, G * mb * nb)
+    best: tuple[tuple[int, float, int], tuple[int, int]] | None = None
+    for rows in _pow2_upto(max_rows) | {max_rows}:
+        ngr = -(-mb // rows)
+        for pan in _pow2_upto(nb) | {-(-nb // k) for k in (2, 3, 4, 8, 16)}:
+            njb = -(-nb // pan)
+            items = G * ngr * njb
+            key = (0 if items >= want else want - items, njb * a_cost + ngr * b_cost, -items)
+            if best is None or key < best[0]:
+                best = (key, (rows, pan))
+    assert best is not None
+    return best[1]
 
 
 def choose_schedule(M: int, N: int, K: int, vw: int, nregs: int) -> GemmSchedule:
@@ -244,9 +290,11 @@ def _tile_fn(module: ir.Module, name: str, s: GemmSpec, rows: int, cols: int) ->
     else:
         accs = [zero] * (rows * nv)
 
+    live = [v for v in range(nv) if lanes_of[v] > 0]  # a narrow tail tile skips empty vectors
+
     def step(k: ir.Value, accs: list[ir.Value]) -> list[ir.Value]:
         bk = irb.gep(b, b_base, irb.mul(b, k, b_rs))
-        bvs = [b.load(irb.gep(b, bk, v * vw), typ=vt, align=4 * vw) for v in range(nv)]
+        bvs = {v: b.load(irb.gep(b, bk, v * vw), typ=vt, align=4 * vw) for v in live}
         out = list(accs)
         for i in range(rows):
             if s.a_packed:
@@ -254,7 +302,7 @@ def _tile_fn(module: ir.Module, name: str, s: GemmSpec, rows: int, cols: int) ->
             else:
                 ai = irb.load(b, a_base, irb.add(b, irb.mul(b, k, s.a_strides[2]), i * s.a_strides[1]))
             av = irb.splat(b, ai, vw)
-            for v in range(nv):
+            for v in live:
                 out[i * nv + v] = b.call(fma, [av, bvs[v], out[i * nv + v]])
         return out
 
@@ -331,9 +379,9 @@ def _pack_slice(b: ir.IRBuilder, s: GemmSpec, src: ir.Value, buf: ir.Value, g: i
 
 
 def emit_gemm(module: ir.Module, name: str, s: GemmSpec) -> None:
-    """Define kernel ``name``: args = [A, Bpacked, C, addends...]; items = (g, column panel,
-    group of row blocks). An item sweeps its k blocks outermost, so the B slice (kc x nr) stays in
-    L1 while the group's A slices stream from L2."""
+    """Define kernel ``name``: args = [A, Bpacked, C, addends...]; items = (g, group of row
+    blocks, group of column panels). An item sweeps its k blocks outermost; within one, each
+    panel's B slice (kc x nr) stays in L1 while the group's A slices stream from L2."""
     mr, nr = s.sched.mr, s.sched.nr
     row_tail, col_tail = s.M - (s.mb - 1) * mr, s.N - (s.nb - 1) * nr
     variants = {(r, c): _tile_fn(module, name, s, r, c)
@@ -344,45 +392,50 @@ def emit_gemm(module: ir.Module, name: str, s: GemmSpec) -> None:
     if not s.b_packed:  # B read in place: each (panel, k block) slice is packed onto the stack
         slice_buf = b.alloca(F32, size=s.kc * nr, name="bslice")
         slice_buf.align = 64
-    gsz, ngr = s.group_rows, s.ngroups
-    per_g = s.nb * ngr
+    gsz, ngr, pan, njb = s.group_rows, s.ngroups, s.panels, s.njb
+    per_g = njb * ngr
     nk = -(-s.K // s.kc)
     with irb.loop(b, lo, hi, name="t") as t:
+        # consecutive items share a row group (its A slices stay in L2) and move along the panels
         g = b.sdiv(t, i64(per_g))
         r = b.srem(t, i64(per_g))
-        jb = b.sdiv(r, i64(ngr))
-        grp = b.srem(r, i64(ngr))
+        grp = b.sdiv(r, i64(njb))
+        jq = b.srem(r, i64(njb))
         ib0 = irb.mul(b, grp, gsz)
         ib1 = b.select(b.icmp_signed("<", b.add(ib0, i64(gsz)), i64(s.mb)), b.add(ib0, i64(gsz)),
                        i64(s.mb))
-        last_j = b.icmp_signed("==", jb, i64(s.nb - 1))
+        jb0 = irb.mul(b, jq, pan)
+        jb1 = b.select(b.icmp_signed("<", b.add(jb0, i64(pan)), i64(s.nb)), b.add(jb0, i64(pan)),
+                       i64(s.nb))
         with irb.loop(b, 0, nk, name="kb") as kb:
             k0 = irb.mul(b, kb, s.kc)
             k1 = b.select(b.icmp_signed("<", b.add(k0, i64(s.kc)), i64(s.K)),
                           b.add(k0, i64(s.kc)), i64(s.K))
             flags = b.or_(b.zext(b.icmp_signed("==", kb, i64(0)), I64),
                           b.shl(b.zext(b.icmp_signed("==", kb, i64(nk - 1)), I64), i64(1)))
-            tile_ptrs = list(ptrs)
-            if slice_buf is not None:
-                _pack_slice(b, s, ptrs[1], slice_buf, g, jb, k0, k1, last_j, col_tail)
-                tile_ptrs[1] = b.gep(slice_buf, [b.sub(i64(0), irb.mul(b, k0, nr))],
-                                     source_etype=F32)
-            with irb.loop(b, ib0, ib1, name="ib") as ib:
-                last_i = b.icmp_signed("==", ib, i64(s.mb - 1))
-                call_args = [*tile_ptrs, g, ib, jb, k0, k1, flags]
-                end = b.append_basic_block("tile.end")
-                cases = [((mr, nr), b.not_(b.or_(last_i, last_j))),
-                         ((row_tail, nr), b.and_(last_i, b.not_(last_j))),
-                         ((mr, col_tail), b.and_(b.not_(last_i), last_j)),
-                         ((row_tail, col_tail), b.and_(last_i, last_j))]
-                for key, cond in cases:
-                    then = b.append_basic_block("tile.case")
-                    nxt = b.append_basic_block("tile.next")
-                    b.cbranch(cond, then, nxt)
-                    b.position_at_end(then)
-                    b.call(variants[key], call_args)
+            with irb.loop(b, jb0, jb1, name="jb") as jb:
+                last_j = b.icmp_signed("==", jb, i64(s.nb - 1))
+                tile_ptrs = list(ptrs)
+                if slice_buf is not None:
+                    _pack_slice(b, s, ptrs[1], slice_buf, g, jb, k0, k1, last_j, col_tail)
+                    tile_ptrs[1] = b.gep(slice_buf, [b.sub(i64(0), irb.mul(b, k0, nr))],
+                                         source_etype=F32)
+                with irb.loop(b, ib0, ib1, name="ib") as ib:
+                    last_i = b.icmp_signed("==", ib, i64(s.mb - 1))
+                    call_args = [*tile_ptrs, g, ib, jb, k0, k1, flags]
+                    end = b.append_basic_block("tile.end")
+                    cases = [((mr, nr), b.not_(b.or_(last_i, last_j))),
+                             ((row_tail, nr), b.and_(last_i, b.not_(last_j))),
+                             ((mr, col_tail), b.and_(b.not_(last_i), last_j)),
+                             ((row_tail, col_tail), b.and_(last_i, last_j))]
+                    for key, cond in cases:
+                        then = b.append_basic_block("tile.case")
+                        nxt = b.append_basic_block("tile.next")
+                        b.cbranch(cond, then, nxt)
+                        b.position_at_end(then)
+                        b.call(variants[key], call_args)
+                        b.branch(end)
+                        b.position_at_end(nxt)
                     b.branch(end)
-                    b.position_at_end(nxt)
-                b.branch(end)
-                b.position_at_end(end)
+                    b.position_at_end(end)
     b.ret_void()

@@ -32,7 +32,9 @@ def gemm_core(ctx: LowerCtx, M: int, N: int, K: int, a: Buf, a_rs: int, a_ks: in
     n stride)."""
     sched = choose_schedule(M, N, K, ctx.vw, ctx.nregs)
     if b_const is not None:
-        packed = ctx.const(pack_b((b_const * np.float32(alpha)).astype(np.float32)[None], sched.nr))
+        bc = np.asarray(b_const, np.float32)
+        packed = ctx.const(pack_b((bc * np.float32(alpha) if alpha != 1.0 else bc)[None],
+                                  sched.nr))
         alpha = 1.0
     else:
         assert b_buf is not None

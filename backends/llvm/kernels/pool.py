@@ -90,6 +90,10 @@ def _divisors(in_sp: tuple, out_sp: tuple, kernel: tuple, strides: tuple, pads: 
 @lowers("max_pool", "avg_pool")
 def lower_pool(node: Node, ctx: LowerCtx) -> None:
     x, out = node.inputs[0], node.output
+    if x.type.dtype in ("i8", "u8"):
+        from lwc.backends.llvm.kernels.int8 import lower_int_max_pool
+
+        return lower_int_max_pool(node, ctx)
     if x.type.dtype != "f32":
         raise UnsupportedOpError(f"node {node.label} ({node.op}): dtype {x.type.dtype} is not "
                                  "supported by the llvm backend (f32 only)")

@@ -13,13 +13,21 @@ from llvmlite import ir
 
 from lwc.backends.llvm import irb
 from lwc.backends.llvm.irb import i64
-from lwc.backends.llvm.kernels.act import call_math, fmax
+from lwc.backends.llvm.kernels.act import call_math
 from lwc.backends.llvm.kernels.tensor import collapse, contiguous_strides
 from lwc.backends.llvm.plan import LowerCtx, attrs_of, lowers, shape
 from lwc.errors import UnsupportedOpError
 from lwc.ir.core import Node
 
 FAST = ("reassoc", "nsz", "contract")
+
+
+def running_max(b: ir.IRBuilder, acc: ir.Value, v: ir.Value) -> ir.Value:
+    """``llvm.maximum`` (NaN-propagating, like numpy's max). Not ``select(acc > v, acc, v)``:
+    that uses ``acc`` twice, and once LLVM fully unrolls a short constant-trip loop the chain is a
+    DAG that the loop vectoriser's VPlan analyses walk exponentially (a 26-element reduce_max
+    took minutes to compile)."""
+    return call_math(b, "maximum", acc, v)
 
 
 @dataclass(frozen=True)
@@ -59,7 +67,8 @@ def _reduce_nest(b: ir.IRBuilder, x: ir.Value, base: ir.Value, s: ReduceSpec, d:
             carry.next = [_reduce_nest(b, x, off, s, d + 1, cur)]
         else:
             v = irb.load(b, x, off)
-            carry.next = [fmax(b, cur, v) if s.kind == "max" else b.fadd(cur, v, flags=FAST)]
+            carry.next = [running_max(b, cur, v) if s.kind == "max"
+                          else b.fadd(cur, v, flags=FAST)]
     return carry.out[0]
 
 
@@ -105,7 +114,8 @@ def emit_softmax(module: ir.Module, name: str, s: SoftmaxSpec) -> None:
     with irb.loop(b, lo, hi, name="r") as r:
         base = b.add(irb.mul(b, b.sdiv(r, i64(s.inner)), s.n * s.inner), b.srem(r, i64(s.inner)))
         with irb.carried_loop(b, 0, s.n, [irb.f32(float("-inf"))], name="m") as (k, c):
-            c.next = [fmax(b, c.values[0], irb.load(b, x, b.add(base, irb.mul(b, k, s.inner))))]
+            v = irb.load(b, x, b.add(base, irb.mul(b, k, s.inner)))
+            c.next = [running_max(b, c.values[0], v)]
         mx = c.out[0]
         with irb.carried_loop(b, 0, s.n, [irb.f32(0.0)], name="s") as (k, c2):
             off = b.add(base, irb.mul(b, k, s.inner))

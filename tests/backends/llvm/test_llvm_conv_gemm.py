@@ -107,10 +107,20 @@ def test_gemm_matches_interpreter(g: lwc.Graph) -> None:
     check_graph(g)
 
 
+@st.composite
+def matmul_shapes(draw: st.DrawFn) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Operand shapes of numpy matmul: 1-D operands, and batch dims that broadcast."""
+    m, k, n = draw(st.integers(1, 21)), draw(st.integers(1, 37)), draw(st.integers(1, 27))
+    batch = draw(st.lists(st.integers(1, 3), max_size=2))
+    ba = [d if draw(st.booleans()) else 1 for d in batch]
+    bb = [d if draw(st.booleans()) else 1 for d in batch][draw(st.integers(0, len(batch))):]
+    sa = (k,) if draw(st.integers(0, 5)) == 0 else (*ba, m, k)
+    sb = (k,) if draw(st.integers(0, 5)) == 0 else (*bb, k, n)
+    return sa, sb
+
+
 @SETTINGS
-@given(st.sampled_from([((3, 5), (5, 7)), ((2, 3, 4), (4, 9)), ((2, 1, 3, 4), (3, 4, 5)),
-                        ((5,), (5, 3)), ((4, 6), (6,)), ((2, 17, 8), (2, 8, 19))]),
-       st.booleans())
+@given(matmul_shapes(), st.booleans())
 def test_matmul_matches_interpreter(shapes: tuple, const_b: bool) -> None:
     sa, sb = shapes
     g = lwc.Graph("mm")

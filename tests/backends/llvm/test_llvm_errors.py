@@ -3,6 +3,10 @@ before any kernel runs."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import pytest
 from llvm_helpers import f32
@@ -48,3 +52,68 @@ def test_unknown_target_and_bad_run_inputs() -> None:
         m.run({"x": np.ones((2, 3), np.float64)})
     with pytest.raises(InputError):
         m.run({})
+
+
+@pytest.fixture
+def no_lowering_op() -> Iterator[str]:
+    """A throwaway op the interpreter knows but the llvm backend has no lowering for."""
+    from lwc.ops import registry
+
+    @registry.register_op
+    class Twice(registry.Op):
+        name = "test_llvm_twice"
+
+        def infer(self, ins: Any, attrs: Any) -> list[TensorType]:
+            return [ins[0]]
+
+        def compute(self, xs: Any, attrs: Any) -> list[np.ndarray]:
+            return [2 * xs[0]]
+
+    yield Twice.name
+    registry._REGISTRY.pop(Twice.name, None)
+
+
+def _one_op(op: str, dtype: DType = DType.F32) -> lwc.Graph:
+    g = lwc.Graph("broken")
+    x = g.add_input("x", TensorType(dtype, (2, 3)))
+    g.outputs = [g.add_node(op, [x]).output]
+    return g
+
+
+def test_unsupported_op_fails_at_compile_time(no_lowering_op: str) -> None:
+    with pytest.raises(LwcError, match=no_lowering_op) as e:
+        lwc.compile(_one_op(no_lowering_op))
+    assert "\n" not in str(e.value) and "no llvm lowering" in str(e.value)
+
+
+def _broken_onnx(path: Path) -> None:
+    """A conv whose declared input has 5 channels while its weights expect 3."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.ones((4, 3, 3, 3), np.float32), "w")
+    node = helper.make_node("Conv", ["x", "w"], ["y"])
+    graph = helper.make_graph([node], "broken", [helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT, [1, 5, 8, 8])], [helper.make_tensor_value_info(
+            "y", TensorProto.FLOAT, None)], [w])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+
+
+@pytest.mark.parametrize("case", ["f64", "op", "shape"])
+def test_cli_compile_of_a_broken_model_exits_2_with_one_line(
+        case: str, tmp_path: Path, capsys: pytest.CaptureFixture, no_lowering_op: str) -> None:
+    from lwc.cli import main
+
+    if case == "shape":
+        model = tmp_path / "broken.onnx"
+        _broken_onnx(model)
+    else:
+        model = tmp_path / "broken.lwc"
+        lwc.save(_one_op("sigmoid", DType.F64) if case == "f64" else _one_op(no_lowering_op),
+                 str(model))
+    out = tmp_path / "broken.so"
+    assert main(["compile", str(model), "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("lwc: error:") and "\n" not in err, err
+    assert {"f64": "f64", "op": no_lowering_op, "shape": "conv"}[case] in err.lower(), err
+    assert not out.exists()

@@ -112,6 +112,16 @@ def test_reductions(shape: tuple, data: st.DataObject, op: str) -> None:
     check_graph(single_op(op, [shape], {"axes": axes, "keepdims": data.draw(st.booleans())}))
 
 
+@pytest.mark.parametrize("op,shape,axes", [("reduce_max", (13, 2), ()),
+                                           ("reduce_max", (3, 29), (1,)),
+                                           ("softmax", (2, 31), (1,))])
+def test_max_chains_compile_without_cache(op: str, shape: tuple, axes: tuple) -> None:
+    """Regression: a running max written as select(acc > v, acc, v) made LLVM's vectoriser walk
+    the fully unrolled chain exponentially (reduce_max over 26 elements compiled for minutes)."""
+    attrs = {"axes": axes} if op.startswith("reduce") else {"axis": axes[0]}
+    check_graph(single_op(op, [shape], attrs), use_cache=False)
+
+
 @SETTINGS
 @given(shapes, st.data(), st.sampled_from(["softmax", "log_softmax"]))
 def test_softmax(shape: tuple, data: st.DataObject, op: str) -> None:
@@ -157,6 +167,24 @@ def test_concat_in_place_and_copied() -> None:
                    {"axis": 1}).output
     g2 = g.add_node("concat", [x, x], {"axis": 3}).output
     g.outputs = [d, g2]
+    check_graph(g)
+
+
+@SETTINGS
+@given(st.lists(st.integers(1, 9), min_size=1, max_size=4), st.data())
+def test_concat_drawn_shapes(shape: list, data: st.DataObject) -> None:
+    """2-5 operands differing along a drawn axis; each is a graph input (copied) or a producer's
+    result (placed in the output by the memory planner)."""
+    axis = data.draw(st.integers(0, len(shape) - 1))
+    sizes = data.draw(st.lists(st.integers(1, 9), min_size=2, max_size=5))
+    g = lwc.Graph("cat")
+    ins = []
+    for i, n in enumerate(sizes):
+        v = g.add_input(f"x{i}", f32(tuple(n if d == axis else s for d, s in enumerate(shape))))
+        ins.append(g.add_node("relu", [v]).output if data.draw(st.booleans()) else v)
+    neg = data.draw(st.booleans())
+    c = g.add_node("concat", ins, {"axis": axis - len(shape) if neg else axis}).output
+    g.outputs = [g.add_node("tanh", [c]).output, c]
     check_graph(g)
 
 
