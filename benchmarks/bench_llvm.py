@@ -5,8 +5,8 @@
     .venv/bin/python benchmarks/bench_llvm.py --models resnet18 --threads 2 --runs 50 --json out.json
 
 Each model is timed after a warm-up, for every thread count, with lwc and onnxruntime runs
-interleaved (lwc, ORT, lwc, ORT, ...) so that load from other processes on a shared machine hits
-both alike. The table prints median latency, the ratio lwc/ORT (below 1 means lwc is faster), and
+interleaved in short blocks (see ``interleaved``) so that load from other processes on a shared
+machine hits both alike. The table prints median latency, the ratio lwc/ORT (below 1 means lwc is faster), and
 the GFLOP/s lwc reaches (2 x MACs / median) against the machine's estimated FP32 peak.
 """
 
@@ -78,22 +78,27 @@ def tvm_time(path: str, inputs: dict[str, np.ndarray], threads: int, runs: int, 
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
-def interleaved(fns: dict[str, Callable[[], object]], runs: int, warmup: float
-                ) -> dict[str, dict[str, float]]:
-    """Warm each callable up, then time them in alternation: ``runs`` rounds of one call each."""
+def interleaved(fns: dict[str, Callable[[], object]], runs: int, warmup: float,
+                block: int = 4) -> dict[str, dict[str, float]]:
+    """Warm each callable up, then time them in alternating blocks of ``block`` runs until each
+    has ``runs`` timed runs. The first run of every block is untimed: another runtime's pool
+    threads may still be spinning from the previous block (onnxruntime's spin for a while after
+    a run) and would otherwise always slow down whoever runs next."""
     for fn in fns.values():
         t_end = time.perf_counter() + warmup
         fn()
         while time.perf_counter() < t_end:
             fn()
     ts: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(runs):
+    while min(len(v) for v in ts.values()) < runs:
         for k, fn in fns.items():
-            t0 = time.perf_counter()
             fn()
-            ts[k].append((time.perf_counter() - t0) * 1e3)
+            for _ in range(min(block, runs - len(ts[k]))):
+                t0 = time.perf_counter()
+                fn()
+                ts[k].append((time.perf_counter() - t0) * 1e3)
     return {k: {"median_ms": float(np.median(v)), "min_ms": float(min(v)),
-                "max_ms": float(max(v)), "runs": runs} for k, v in ts.items()}
+                "max_ms": float(max(v)), "runs": len(v)} for k, v in ts.items()}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -89,10 +89,12 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"{args.model}: {len(rows)} calls, sum of medians {total:.2f} ms, "
           f"{2 * total_macs(g) / total / 1e6:.1f} GFLOP/s overall, threads {args.threads}")
-    print(f"{'ms':>8} {'%':>5}  {'node':<28}{'kernel':<16}{'items':>7} par  {'out':<28}")
+    print(f"{'ms':>8} {'%':>5}  {'node':<28}{'kernel':<16}{'items':>7} par {'GFLOP/s':>8}  out")
     for ms, label, op, what, items, par, work, out in sorted(rows, reverse=True)[: args.top]:
+        # a GEMM call's work is its multiply-adds
+        gf = f"{2 * work / ms / 1e6:8.1f}" if what == "GemmSpec" else f"{'':8}"
         print(f"{ms:8.3f} {100 * ms / total:5.1f}  {label[:27]:<28}{what[:15]:<16}{items:7d} "
-              f"{'y' if par else 'n':>3}  {out[:40]}")
+              f"{'y' if par else 'n':>3} {gf}  {out[:40]}")
     by_kind: dict[str, float] = {}
     for ms, _, _, what, *_ in rows:
         by_kind[what] = by_kind.get(what, 0.0) + ms

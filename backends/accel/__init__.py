@@ -27,7 +27,8 @@ from lwc.errors import InputError
 from lwc.ir.core import Graph
 
 __all__ = ["AccelConfig", "AccelConfigError", "LAYER_KEYS", "LayerReport", "Program", "SimReport",
-           "TOTAL_KEYS", "compile_accel", "load_accel", "preset_names", "quantize_model", "simulate"]
+           "TOTAL_KEYS", "compile_accel", "load_accel", "preset_names", "quantize_model",
+           "reference_outputs", "simulate"]
 
 Accel = str | Path | AccelConfig
 
@@ -48,6 +49,14 @@ def compile_accel(graph: Graph | QModel, accel: Accel,
     cfg = load_accel(accel)
     qm = graph if isinstance(graph, QModel) else quantize_model(graph, calib)
     return lower(qm, cfg)
+
+
+def reference_outputs(qm: QModel, prog: Program, inputs: Any = None) -> dict[str, np.ndarray]:
+    """The int8 reference semantics (``qmodel.run_reference``) on the input the simulator would
+    feed ``prog``: what a functional simulation must reproduce bit for bit."""
+    from lwc.backends.accel.qmodel import run_reference
+
+    return run_reference(qm, _int8_input(prog, inputs))
 
 
 def _int8_input(prog: Program, inputs: Any) -> np.ndarray:

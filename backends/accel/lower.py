@@ -18,8 +18,7 @@ from lwc.backends.accel.config import AccelConfig
 from lwc.backends.accel.isa import Buf, Dep, Instr, make, pack2
 from lwc.backends.accel.layout import BufferPlan, DramImage, buffer_plan
 from lwc.backends.accel.program import LayerInfo, Program, TensorInfo
-from lwc.backends.accel.qmodel import QAdd, QConcat, QConv, QModel, QPool, out_hw
-from lwc.backends.accel.vpu import split_range
+from lwc.backends.accel.qmodel import QAdd, QConcat, QConv, QModel, QPool
 from lwc.errors import LwcError
 
 

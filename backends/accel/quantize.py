@@ -235,9 +235,12 @@ def pads_sum(lyr: QPool, axis: int) -> int:
 
 def calibration_ranges(graph: Graph, inputs: list[Mapping[str, np.ndarray]]) -> dict[str, float]:
     """max |value| of every graph value over the calibration inputs (via the interpreter)."""
+    from threadpoolctl import threadpool_limits
+
     ranges: dict[str, float] = {}
     for feed in inputs:
-        env = interpret(graph, feed, keep_all=True)
+        with threadpool_limits(1, user_api="blas"):  # mid-sized GEMMs: one thread is faster
+            env = interpret(graph, feed, keep_all=True)
         for name, arr in [*env.items(), *feed.items()]:
             if np.issubdtype(np.asarray(arr).dtype, np.floating):
                 ranges[name] = max(ranges.get(name, 0.0), float(np.max(np.abs(arr), initial=0.0)))

@@ -7,7 +7,7 @@ fill ``LayerReport`` rows, so ``--json`` has the same keys in every mode (``LAYE
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np

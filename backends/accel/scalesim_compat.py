@@ -117,6 +117,7 @@ MAX_INPUT_BYTES = 16 * 1024 * 1024
 
 
 MAX_DP_CHANNELS = 65536
+"""A ``DP`` row expands into one layer per channel; more channels than this is refused."""
 
 
 def _read_text(p: Path, what: str, err: type[LwcError]) -> str:

@@ -228,10 +228,35 @@ def rewrite_layout_convs(g: Graph) -> int:
     return done
 
 
+def rewrite_winograd(g: Graph) -> int:
+    """winograd_conv -> the 3x3 conv it computes: the weights are recovered from U = G w G^T as
+    w = G+ U G+^T (G has full column rank, so this is exact in real arithmetic; float64 here).
+    Correct, not fast: the backend has no Winograd kernel, and its im2row GEMM is the same
+    arithmetic as the conv the pass replaced."""
+    from lwc.ops.winograd import MATRICES
+
+    done = 0
+    for n in list(g.nodes_of("winograd_conv")):
+        u = n.inputs[1]
+        if u.data is None:
+            continue
+        a = get_op("winograd_conv").complete_attrs(n.attrs, n.label)
+        gp = np.linalg.pinv(MATRICES[a["tile"]][1])
+        w = np.einsum("ka,aboc,lb->ockl", gp, np.asarray(u.data, np.float64), gp)
+        wv = g.add_constant(w.astype(u.data.dtype), u.name + ".conv")
+        attrs = {k: a[k] for k in ("pads", "act", "alpha", "clip_min", "clip_max", "residual")}
+        conv = g.add_node("conv", [n.inputs[0], wv, *n.inputs[2:]], attrs, before=n)
+        g.replace_all_uses(n.output, conv.output)
+        g.erase_node(n)
+        done += 1
+    return done
+
+
 def prepare(graph: Graph, opt_level: int, bindings: dict[str, int] | None = None) -> Graph:
     g = concretize(graph, bindings)
     rewrite_conv_transpose(g)
     rewrite_layout_convs(g)
+    rewrite_winograd(g)
     if opt_level >= 1:
         fold_batch_norm(g)
         fuse_residual(g)

@@ -14,8 +14,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "demo", help="run the end-to-end demo on a model (default zoo:mobilenet_v2)",
         description="Load MODEL, optimise it with a pass pipeline, run it with the interpreter, "
-        "check the optimised graph against the original, and print a per-layer report and the "
-        "time of each stage. Stages whose components are missing are skipped with a note.")
+        "check the optimised graph against the original, quantise it to int8, compile it with "
+        "LLVM, simulate it on the tpu-v1 accelerator, and print a per-layer report and the time "
+        "of each stage. Stages whose components are missing are skipped with a note.")
     p.add_argument("model", metavar="MODEL", nargs="?", default=DEFAULT_MODEL,
                    help=f"a .onnx or .lwc file, or zoo:<name> (default {DEFAULT_MODEL})")
     p.add_argument("--pipeline", default=DEFAULT_PIPELINE,

@@ -28,7 +28,9 @@ class _SimParser(argparse.ArgumentParser):
         if args and args[0] == "sweep":
             try:
                 mod = importlib.import_module("lwc.cli.sim_sweep")
-            except ModuleNotFoundError:
+            except ModuleNotFoundError as e:
+                if e.name != "lwc.cli.sim_sweep":
+                    raise
                 raise LwcError("lwc sim sweep is not available in this build "
                                "(lwc.cli.sim_sweep is missing)") from None
             sub = argparse.ArgumentParser(prog="lwc sim").add_subparsers(dest="sim_command")
@@ -144,10 +146,9 @@ def _read_float_input(path: str) -> Any:
 def _check(qm: Any, prog: Any, cfg: Any, inputs: Any, outputs: dict) -> list[str]:
     import numpy as np
 
-    from lwc.backends.accel import _int8_input
-    from lwc.backends.accel.qmodel import run_reference
+    from lwc.backends.accel import reference_outputs
 
-    ref = run_reference(qm, _int8_input(prog, inputs))
+    ref = reference_outputs(qm, prog, inputs)
     return [n for n, v in outputs.items() if not np.array_equal(v, ref[n])]
 
 

@@ -70,8 +70,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from lwc.backends.accel import AccelConfigError, load_accel
-    from lwc.backends.accel.quantize import quantize_graph
+    from lwc.backends.accel import AccelConfigError, load_accel, quantize_model
     from lwc.backends.accel.sweep import (make_points, parse_arrays, parse_buffers,
                                           parse_dataflows, point_config, run_sweep, summary_rows,
                                           write_outputs)
@@ -83,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
                          parse_buffers(args.buffer) if args.buffer else [None])
     configs = [point_config(base, pt) for pt in points]
     t0 = time.perf_counter()
-    qmodel = quantize_graph(load(args.model), None)
+    qmodel = quantize_model(load(args.model))
     t_quant = time.perf_counter() - t0
     with Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TextColumn("{task.description}"), transient=True,

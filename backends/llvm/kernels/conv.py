@@ -1,11 +1,10 @@
-"""Lowering of ``conv``: depthwise 2-D to its own kernel, everything else to im2col-pack + GEMM
-(1x1 stride-1 convs pack by plain row copies). Weights are packed at compile time; bias,
-residual and activation become the GEMM epilogue."""
+"""Lowering of ``conv``: depthwise 2-D to its own kernel, everything else to im2row/im2col into
+packed GEMM panels + GEMM (1x1 stride-1 2-D convs: the GEMM reads the input in place). Weights
+are packed at compile time; bias, residual and activation become the GEMM epilogue."""
 
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 
@@ -51,7 +50,7 @@ def lower_conv(node: Node, ctx: LowerCtx) -> None:
     npix = math.prod(out_sp)
     sched = choose_schedule(og, npix, K, ctx.vw, ctx.nregs)
     gt = n * g
-    if nsp == 2 and os.environ.get("LWC_CONV2D", "im2row") == "im2row":
+    if nsp == 2:
         _gemm_conv2d(node, ctx, a, x, w, bias, res, xs, os_, kernel, strides, dil, pads, g)
         return
     ic = Im2colSpec(gt, cg, tuple(in_sp), tuple(out_sp), tuple(kernel), tuple(strides),
@@ -82,14 +81,18 @@ def _gemm_conv2d(node: Node, ctx: LowerCtx, a: dict, x, w, bias, res, xs: tuple,
     K, npix, gt = cg * kernel[0] * kernel[1], oh * ow, n * g
     sched = choose_schedule(og, npix, K, ctx.vw, ctx.nregs)
     pointwise = kernel == (1, 1) and strides == (1, 1) and not any(pads)
+    b_packed = False
     if pointwise:
         bsrc, b_strides = ctx.buf(x), (cg * h * wd, h * wd)
     else:
+        # im2row straight into GEMM panels when a row fits a stack buffer (<= 256 KiB)
+        nr = sched.nr if -(-npix // sched.nr) * sched.nr <= 65536 else 0
         spec = Im2rowSpec(gt, cg, h, wd, oh, ow, kernel[0], kernel[1], strides[0], strides[1],
-                          pads[0], pads[1], dil[0], dil[1])
-        bsrc = ctx.alloc(gt * K * npix * 4)
+                          pads[0], pads[1], dil[0], dil[1], nr)
+        cols = spec.nb * nr if nr else npix
+        bsrc = ctx.alloc(gt * K * cols * 4)
         ctx.call(spec, emit_im2row, [ctx.buf(x), bsrc], gt * K, work=gt * K * npix)
-        b_strides = (K * npix, npix)
+        b_strides, b_packed = (K * npix, npix), bool(nr)
     wa = pack_a(np.asarray(w.data, np.float32).reshape(g, og, K), sched.mr)
     addends, extra = [], []
     if bias is not None:
@@ -99,8 +102,8 @@ def _gemm_conv2d(node: Node, ctx: LowerCtx, a: dict, x, w, bias, res, xs: tuple,
         addends.append(Addend(og * npix, npix, 1))
         extra.append(ctx.buf(res))
     gs = GemmSpec(gt, og, npix, K, sched, ctx.vw, a_packed=True, a_groups=g,
-                  c_strides=(og * npix, npix), addends=tuple(addends), b_packed=False,
-                  b_strides=b_strides, **_epilogue(a))
+                  c_strides=(og * npix, npix), addends=tuple(addends), b_packed=b_packed,
+                  b_strides=(0, 0) if b_packed else b_strides, **_epilogue(a))
     ctx.call(gs, emit_gemm, [ctx.const(wa), bsrc, ctx.buf(node.output), *extra], gs.items,
              work=gt * og * K * npix)
 

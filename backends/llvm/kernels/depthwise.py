@@ -42,6 +42,9 @@ class DepthwiseSpec:
     alpha: float = 0.01
     lo: float = 0.0
     hi: float = 6.0
+    mode: str = "conv"
+    """"conv" (weights, bias, activation), or "max"/"avg" pooling through the fused kernel
+    (for "avg" the second argument is the per-output divisor table)."""
 
     @property
     def hp(self) -> int:
@@ -128,8 +131,9 @@ def emit_depthwise_fused(module: ir.Module, name: str, s: DepthwiseSpec) -> None
     buf = b.alloca(F32, size=s.plane, name="plane")
     buf.align = 64
     fma = irb.intrinsic(module, "llvm.fmuladd.f32", F32, [F32, F32, F32])
+    fmax = irb.intrinsic(module, "llvm.maxnum.f32", F32, [F32, F32])
     taps = [(kh, kw) for kh in range(s.KH) for kw in range(s.KW)]
-    zero = irb.f32(0.0)
+    zero = irb.f32(float("-inf") if s.mode == "max" else 0.0)  # the padding value
     with irb.loop(b, lo, hi, name="c") as c:
         src = irb.gep(b, x, irb.mul(b, c, s.H * s.W))
         for q in range(s.sw):
@@ -155,10 +159,13 @@ def emit_depthwise_fused(module: ir.Module, name: str, s: DepthwiseSpec) -> None
                     with outside:
                         with irb.loop(b, 0, s.wq, name="zr") as t:
                             irb.store(b, zero, drow, t)
-        ch = b.srem(c, i64(s.C))
-        wc = irb.gep(b, wp, irb.mul(b, ch, s.KH * s.KW))
-        ws = [irb.load(b, wc, k) for k in range(len(taps))]
-        bias = irb.load(b, bp, ch) if bp is not None else irb.f32(0.0)
+        if s.mode == "conv":
+            ch = b.srem(c, i64(s.C))
+            wc = irb.gep(b, wp, irb.mul(b, ch, s.KH * s.KW))
+            ws = [irb.load(b, wc, k) for k in range(len(taps))]
+            init = irb.load(b, bp, ch) if bp is not None else irb.f32(0.0)
+        else:
+            ws, init = [None] * len(taps), zero
         orow0 = irb.gep(b, out, irb.mul(b, c, s.OH * s.OW))
         with irb.loop(b, 0, s.OH, name="oh") as oh:
             rows = []
@@ -169,9 +176,17 @@ def emit_depthwise_fused(module: ir.Module, name: str, s: DepthwiseSpec) -> None
                 rows.append(irb.gep(b, buf, off))
             orow = irb.gep(b, orow0, irb.mul(b, oh, s.OW))
             with irb.loop(b, 0, s.OW, name="ow") as ow:
-                acc = bias
+                acc = init
                 for wk, rp in zip(ws, rows):
-                    acc = b.call(fma, [wk, irb.load(b, rp, ow), acc])
+                    v = irb.load(b, rp, ow)
+                    if s.mode == "conv":
+                        acc = b.call(fma, [wk, v, acc])
+                    elif s.mode == "max":  # one use of acc per tap (see pool.py)
+                        acc = b.call(fmax, [acc, v])
+                    else:
+                        acc = b.fadd(acc, v)
+                if s.mode == "avg":
+                    acc = b.fdiv(acc, irb.load(b, wp, b.add(irb.mul(b, oh, s.OW), ow)))
                 acc = apply_act(b, acc, s.act, s.alpha, s.lo, s.hi)
                 irb.store(b, acc, orow, ow)
     b.ret_void()

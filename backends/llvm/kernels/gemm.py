@@ -5,8 +5,8 @@ panels ``[G][Nb][K][nr]`` (zero-padded columns: weights at compile time, activat
 kernel), so the micro-kernel's inner loop is ``nv`` aligned vector loads, ``mr`` broadcasts and
 ``mr*nv`` FMAs into accumulators that stay in registers; the epilogue (bias, residual, activation)
 runs on those registers before one store. A is either packed ``[Ga][Mb][K][mr]`` (constant weights,
-zero-padded rows) or read with strides. Work items are tiles, ordered so that one thread's
-consecutive tiles reuse the same B panel.
+zero-padded rows) or read with strides. Work items are (row group, panel group) blocks whose
+sizes minimise the bytes moved (``GemmSpec.blocking``).
 """
 
 from __future__ import annotations
@@ -21,6 +21,10 @@ from llvmlite import ir
 from lwc.backends.llvm import irb
 from lwc.backends.llvm.irb import F32, I32, I64, PTR, VOID, i64
 from lwc.backends.llvm.kernels.act import apply_act, fconst
+
+
+MIN_ITEMS = int(os.environ.get("LWC_GEMM_MIN_ITEMS", 16))
+"""Default work items a GEMM call is split into at least: 8 per thread on 2 cores."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,13 @@ class GemmSpec:
     act_alpha: float = 0.01
     lo: float = 0.0
     hi: float = 6.0
+    min_items: int = -1
+    """Split the call into at least this many work items (when there are that many tiles); -1:
+    ``MIN_ITEMS``. A field, so that it is part of the kernel's cache key."""
+
+    def __post_init__(self) -> None:
+        if self.min_items < 0:
+            object.__setattr__(self, "min_items", MIN_ITEMS)
 
     @property
     def mb(self) -> int:
@@ -95,7 +106,7 @@ class GemmSpec:
         read once, with many columns B. At least 16 items (if there are that many tiles) keep
         2 threads balanced on a busy machine."""
         return _blocking(self.G, self.M, self.N, self.K, self.mb, self.nb, self.kc, self.sched.mr,
-                         self.sched.nr)
+                         self.sched.nr, self.min_items)
 
     @property
     def group_rows(self) -> int:
@@ -127,13 +138,13 @@ def _pow2_upto(n: int) -> set[int]:
 
 
 @functools.cache
-def _blocking(G: int, M: int, N: int, K: int, mb: int, nb: int, kc: int, mr: int, nr: int
-              ) -> tuple[int, int]:
+def _blocking(G: int, M: int, N: int, K: int, mb: int, nb: int, kc: int, mr: int, nr: int,
+              min_items: int = 16) -> tuple[int, int]:
     a_bytes, b_bytes = 4 * M * K, 4 * K * nb * nr
     a_cost = a_bytes * (0.2 if a_bytes <= 256 * 1024 else 1.0)  # re-reads from L2 are cheap
     b_cost = b_bytes * (0.2 if b_bytes <= 256 * 1024 else 1.0)
     max_rows = max(1, min(mb, (128 * 1024) // (4 * kc * mr)))
-    want = min(16, G * mb * nb)
+    want = min(min_items, G * mb * nb)
     best: tuple[tuple[int, float, int], tuple[int, int]] | None = None
     for rows in _pow2_upto(max_rows) | {max_rows}:
         ngr = -(-mb // rows)

@@ -194,7 +194,7 @@ __all__ = ["F32", "Im2colSpec", "StridedPackSpec", "emit_im2col", "emit_strided_
 
 @dataclass(frozen=True)
 class Im2rowSpec:
-    """2-D im2col into a dense [G][K][OH*OW] matrix that the GEMM reads as unpacked B.
+    """2-D im2col into GEMM panels (``nr`` > 0) or a dense [G][K][OH*OW] matrix (unpacked B).
 
     Each row k = (c, kh, kw) is the input plane shifted by the tap: per output row, a run of
     zeros, a (strided, for stride > 1) copy and a run of zeros, so stride-1 copies vectorise."""
@@ -213,6 +213,10 @@ class Im2rowSpec:
     pw: int
     dh: int
     dw: int
+    nr: int = 0
+    """0: dense rows [G][K][N]. Otherwise write GEMM panels [G][Nb][K][nr] (zero-padded
+    columns): each row is built in a stack buffer, then copied out in nr-float pieces, so the
+    GEMM reads B packed instead of packing a slice per work item."""
 
     @property
     def K(self) -> int:
@@ -222,12 +226,22 @@ class Im2rowSpec:
     def N(self) -> int:
         return self.OH * self.OW
 
+    @property
+    def nb(self) -> int:
+        return -(-self.N // self.nr) if self.nr else 0
+
 
 def emit_im2row(module: ir.Module, name: str, s: Im2rowSpec) -> None:
     """args = [x, B]; items = G * K rows."""
     fn, b, (args, lo, hi) = irb.kernel_function(module, name)
     x, dst = irb.arg_ptr(b, args, 0), irb.arg_ptr(b, args, 1)
     ksz = s.KH * s.KW
+    rowbuf = None
+    if s.nr:
+        rowbuf = b.alloca(F32, size=s.nb * s.nr, name="rowbuf")
+        rowbuf.align = 64
+        with irb.loop(b, s.N, s.nb * s.nr, name="zt") as j:  # padding columns stay zero
+            irb.store(b, irb.f32(0.0), rowbuf, j)
     with irb.loop(b, lo, hi, name="row") as row:
         g = b.sdiv(row, i64(s.K))
         k = b.srem(row, i64(s.K))
@@ -235,7 +249,7 @@ def emit_im2row(module: ir.Module, name: str, s: Im2rowSpec) -> None:
         kh = b.sdiv(b.srem(k, i64(ksz)), i64(s.KW))
         kw = b.srem(k, i64(s.KW))
         plane = irb.gep(b, x, b.add(irb.mul(b, g, s.C * s.H * s.W), irb.mul(b, c, s.H * s.W)))
-        out = irb.gep(b, dst, irb.mul(b, row, s.N))
+        out = rowbuf if rowbuf is not None else irb.gep(b, dst, irb.mul(b, row, s.N))
         # columns whose input position is inside [0, W): ow in [lo_w, hi_w)
         off = b.sub(irb.mul(b, kw, s.dw), i64(s.pw))          # iw = ow*sw + off
         lo_w = b.sdiv(b.add(b.sub(i64(0), off), i64(s.sw - 1)), i64(s.sw))
@@ -262,4 +276,11 @@ def emit_im2row(module: ir.Module, name: str, s: Im2rowSpec) -> None:
                 with other:
                     with irb.loop(b, 0, s.OW, name="z2") as j:
                         irb.store(b, irb.f32(0.0), orow, j)
+        if rowbuf is not None:
+            gbase = irb.gep(b, dst, b.add(irb.mul(b, g, s.nb * s.K * s.nr), irb.mul(b, k, s.nr)))
+            with irb.loop(b, 0, s.nb, name="pb") as jb:
+                d = irb.gep(b, gbase, irb.mul(b, jb, s.K * s.nr))
+                sp = irb.gep(b, rowbuf, irb.mul(b, jb, s.nr))
+                for j in range(s.nr):
+                    irb.store(b, irb.load(b, sp, j), d, j)
     b.ret_void()

@@ -104,8 +104,34 @@ def lower_pool(node: Node, ctx: LowerCtx) -> None:
     kind = "max" if node.op == "max_pool" else "avg"
     s = PoolSpec(kind, tuple(xs[2:]), tuple(os_[2:]), tuple(a["kernel"]), tuple(strides),
                  tuple(pads[:nsp]), tuple(dil))
-    args = [ctx.buf(x), ctx.buf(out)]
+    divs = None
     if kind == "avg":
-        args.append(ctx.const(_divisors(s.in_sp, s.out_sp, s.kernel, s.strides, pads, s.dilations,
-                                        a["count_include_pad"])))
+        divs = ctx.const(_divisors(s.in_sp, s.out_sp, s.kernel, s.strides, pads, s.dilations,
+                                   a["count_include_pad"]))
+    if nsp == 2 and _fused_plane(ctx, node, s, pads, xs, divs):
+        return
+    args = [ctx.buf(x), ctx.buf(out)] + ([divs] if divs is not None else [])
     ctx.call(s, emit_pool, args, xs[0] * xs[1], work=out.type.numel() * math.prod(s.kernel))
+
+
+def _fused_plane(ctx: LowerCtx, node: Node, s: PoolSpec, pads: tuple, xs: tuple,
+                 divs: object) -> bool:
+    """2-D pools through the depthwise kernel's padded, phase-split plane (contiguous,
+    vectorisable taps): padding is -inf (max) or 0 (avg, divided by the divisor table), extended
+    at the bottom/right so that ceil_mode windows stay inside the plane."""
+    from lwc.backends.llvm.kernels.depthwise import (FUSED_MAX_PLANE, DepthwiseSpec,
+                                                     emit_depthwise_fused)
+
+    (H, W), (OH, OW), (KH, KW) = s.in_sp, s.out_sp, s.kernel
+    (sh, sw), (dh, dw) = s.strides, s.dilations
+    pt, pl = pads[0], pads[1]
+    pb = max(pads[2], (OH - 1) * sh + (KH - 1) * dh + 1 - H - pt)
+    pr = max(pads[3], (OW - 1) * sw + (KW - 1) * dw + 1 - W - pl)
+    spec = DepthwiseSpec(xs[0] * xs[1], xs[1], H, W, OH, OW, KH, KW, sh, sw, dh, dw, pt, pl, pb,
+                         pr, False, mode=s.kind)
+    if spec.plane > FUSED_MAX_PLANE:
+        return False
+    w = divs if divs is not None else ctx.buf(node.inputs[0])  # unused by "max"
+    ctx.call(spec, emit_depthwise_fused, [ctx.buf(node.inputs[0]), w, ctx.buf(node.output)],
+             spec.CT, work=spec.CT * (OH * OW * KH * KW + spec.plane))
+    return True

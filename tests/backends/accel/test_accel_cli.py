@@ -122,3 +122,8 @@ def test_a_listing_without_its_sidecar_can_only_be_timed(cli, lenet, tmp_path) -
     # cycles come from the instructions alone; MAC counts of the layer table need the sidecar
     assert [x["total_cycles"] for x in bare["layers"]] == \
         [x["total_cycles"] for x in full["layers"]]
+
+
+def test_sim_sweep_is_handed_to_its_own_parser(cli) -> None:
+    r = cli("sim", "sweep", "--help")
+    assert r.code == 0 and r.out.startswith("usage: lwc sim sweep")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -12,7 +14,8 @@ from hypothesis import strategies as st
 from lwc.backends.accel.config import AccelConfigError
 from lwc.backends.accel.report import LAYER_KEYS, TOTAL_KEYS
 from lwc.backends.accel.scalesim_compat import (ScaleSimConfig, TopologyError, TopoLayer,
-                                                compat_layer, own_layer_cycles, read_cfg,
+                                                compat_layer, graph_to_topology,
+                                                own_layer_cycles, read_cfg,
                                                 read_topology, simulate_topology,
                                                 spatio_temporal, write_topology)
 from lwc.errors import LwcError
@@ -210,3 +213,53 @@ def test_own_mode_refetches_the_streamed_ifmap_only_when_it_does_not_fit(
     assert big.dram_reads == 65536 + 4096
     assert small.dram_reads == refetch * 65536 + 4096
     assert big.dram_writes == small.dram_writes == 32 * 32 * 64
+
+
+def _conv_graph(n: int, cin: int, cout: int, hw: tuple[int, int], k: tuple[int, int],
+                attrs: dict[str, object]) -> Any:
+    from lwc.ir import DType, Graph, TensorType
+
+    g = Graph("one_conv")
+    x = g.add_input("x", TensorType(DType.F32, (n, cin, *hw)))
+    grp = int(attrs.get("group", 1))  # type: ignore[call-overload]
+    w = g.add_constant(np.zeros((cout, cin // grp, *k), np.float32), "w")
+    g.outputs = [g.add_node("conv", [x, w], attrs, name="c,DP/1").output]
+    g.verify()
+    return g
+
+
+@given(cin=st.integers(1, 6), cout=st.integers(1, 6), h=st.integers(3, 20), w=st.integers(3, 20),
+       k=st.integers(1, 3), s=st.integers(1, 3), pads=st.lists(st.integers(0, 2), min_size=4,
+                                                                max_size=4),
+       dw=st.booleans())
+def test_graph_to_topology_preserves_output_size_and_macs(cin: int, cout: int, h: int, w: int,
+                                                          k: int, s: int, pads: list[int],
+                                                          dw: bool) -> None:
+    from lwc.cost import node_cost
+
+    cout = cin if dw else cout
+    attrs = {"strides": (s, s), "pads": tuple(pads), "group": cin if dw else 1}
+    g = _conv_graph(1, cin, cout, (h, w), (k, k), attrs)
+    (lyr,) = graph_to_topology(g).convs
+    _, _, oh, ow = g.nodes[0].outputs[0].type.concrete_shape()
+    assert (lyr.ofmap_h, lyr.ofmap_w) == (oh, ow)  # SCALE-Sim's ceil rule on the folded size
+    is_dw = dw and cin > 1  # one channel, group 1: an ordinary conv
+    assert "," not in lyr.name and lyr.name.count("DP") == (1 if is_dw else 0)
+    per_layer = [lyr] if not is_dw else [TopoLayer(lyr.name, lyr.ifmap_h, lyr.ifmap_w, k, k, 1, 1, s)
+                                      ] * cin
+    assert sum(x.macs for x in per_layer) == node_cost(g.nodes[0]).macs
+
+
+@pytest.mark.parametrize("n, cin, cout, attrs, needle", [
+    (2, 4, 4, {}, "no batch"),
+    (1, 4, 6, {"group": 2}, "grouped conv"),
+    (1, 4, 4, {"dilations": (2, 2)}, "no dilation"),
+    (1, 4, 4, {"strides": (1, 2)}, "one stride"),
+])
+def test_graph_to_topology_refuses_what_scalesim_cannot_express(n: int, cin: int, cout: int,
+                                                                attrs: dict[str, object],
+                                                                needle: str) -> None:
+    g = _conv_graph(n, cin, cout, (9, 9), (3, 3), attrs)
+    with pytest.raises(LwcError, match=needle) as e:
+        graph_to_topology(g)
+    assert "c,DP/1" in str(e.value)

@@ -13,9 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lwc.backends.accel import load_accel, simulate
+from lwc.backends.accel import load_accel, quantize_model, simulate
 from lwc.backends.accel.config import AccelConfigError
-from lwc.backends.accel.quantize import quantize_graph
 from lwc.backends.accel.sweep import (CSV_FIELDS, make_points, parse_arrays, parse_buffers,
                                       parse_dataflows, pareto, point_config, run_sweep,
                                       summary_rows)
@@ -26,7 +25,7 @@ MODEL = Path(__file__).resolve().parents[3].parent / "shared" / "models" / "digi
 
 @pytest.fixture(scope="module")
 def qmodel() -> Any:
-    return quantize_graph(load_model(str(MODEL)), None)
+    return quantize_model(load_model(str(MODEL)))
 
 
 @pytest.fixture(scope="module")

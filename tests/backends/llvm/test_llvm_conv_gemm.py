@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from llvm_helpers import check_graph, f32
@@ -171,3 +172,26 @@ def test_conv_transpose_matches_interpreter(data: st.DataObject) -> None:
     except (ValueError, lwc.LwcError):
         assume(False)  # pads that leave no output
     check_graph(g)
+
+
+@pytest.mark.parametrize("min_items", [1, 5, 64])
+def test_gemm_work_splits_agree(min_items: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every (row group, panel group) split of a k-blocked GEMM with row and column tails gives
+    the interpreter's result: one item doing everything, a few, and one tile per item."""
+    import lwc.backends.llvm.kernels.gemm as gemm
+
+    monkeypatch.setattr(gemm, "MIN_ITEMS", min_items)
+    rng = np.random.default_rng(min_items)
+    g = lwc.Graph("split")
+    a = g.add_input("a", f32((53, 700)))
+    b = g.add_constant(rng.standard_normal((700, 101)).astype(np.float32), "b")
+    c = g.add_constant(rng.standard_normal(101).astype(np.float32), "c")
+    g.outputs = [g.add_node("gemm", [a, b, c], {"act": "relu"}).output]
+    m = check_graph(g)
+    spec = next(call.kernel.spec for call in m.program.calls
+                if isinstance(call.kernel.spec, gemm.GemmSpec))
+    assert spec.min_items == min_items and spec.kc < spec.K
+    if min_items == 1:
+        assert spec.items == 1
+    if min_items == 64:
+        assert spec.items == spec.mb * spec.nb

@@ -120,3 +120,16 @@ def test_pass_pipelines_output_lowers(pipeline: str) -> None:
     out = llvm_compile(opt).run(x)
     for k, v in zip(ref, out.values()):
         assert_close(v, ref[k], f"{pipeline}: {k}")
+
+
+@pytest.mark.parametrize("tile", [2, 4])
+def test_winograd_rewritten_graph_lowers(tile: int) -> None:
+    """The winograd pass's output compiles (as the conv it computes) and matches the interpreter
+    running the winograd_conv nodes."""
+    import lwc.zoo as zoo
+    from lwc.pass_manager import PassManager
+
+    g = zoo.build("resnet18", resolution=32)
+    PassManager(f"O3,winograd{{tile={tile}}}").run(g)
+    assert any(n.op == "winograd_conv" for n in g.nodes)
+    check_graph(g, lwc.random_inputs(g, seed=7))
