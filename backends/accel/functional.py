@@ -121,19 +121,42 @@ class FunctionalSim:
 
     def _load(self, ins: Instr, c: _Core) -> None:
         buf, dst, dram, rows, cols, rs, cs = ins.args
-        if buf == Buf.PARAM:
-            if dram % 4:
-                raise IsaError(f"load @{ins.layer}: parameter address {dram} is not 4-aligned")
-            if dram < 0 or rs < 0 or cs < 0 or \
-                    (rows and cols and dram // 4 + (rows - 1) * rs + (cols - 1) * cs >= self.d32.size):
-                raise IsaError(f"load @{ins.layer}:{ins.core}: parameter access outside DRAM")
-            view = np.lib.stride_tricks.as_strided(self.d32[dram // 4:], shape=(rows, cols),
-                                                   strides=(4 * rs, 4 * cs))
-            c.param[_span(c.param, dst, rows * cols, "param", ins)] = view.ravel()
+        if buf in (Buf.PARAM, Buf.ACC):
+            mem, what = (c.param, "param") if buf == Buf.PARAM else (c.acc, "acc")
+            mem[_span(mem, dst, rows * cols, what, ins)] = \
+                self._words(dram, rows, cols, rs, cs, ins).ravel()
             return
         mem = c.act if buf == Buf.ACT else c.wgt
         sl = _span(mem, dst, rows * cols, Buf(buf).name.lower(), ins)
         mem[sl] = self._dram_view(dram, rows, cols, rs, cs, ins).ravel()
+
+    def _words(self, dram: int, rows: int, cols: int, rs: int, cs: int,
+               ins: Instr) -> np.ndarray:
+        """A (rows, cols) strided view of DRAM as int32 words (strides in words)."""
+        if dram % 4:
+            raise IsaError(f"{ins.op} @{ins.layer}:{ins.core}: int32 address {dram} is not "
+                           f"4-aligned")
+        if dram < 0 or rs < 0 or cs < 0 or \
+                (rows and cols and dram // 4 + (rows - 1) * rs + (cols - 1) * cs >= self.d32.size):
+            raise IsaError(f"{ins.op} @{ins.layer}:{ins.core}: int32 access outside DRAM")
+        return np.lib.stride_tricks.as_strided(self.d32[dram // 4:], shape=(rows, cols),
+                                               strides=(4 * rs, 4 * cs))
+
+    def _storeacc(self, ins: Instr, c: _Core) -> None:
+        dram, src, rows, cols, rs, cs = ins.args
+        vals = c.acc[_span(c.acc, src, rows * cols, "acc", ins)]
+        if rows * cols == 0:
+            return
+        if rows > 1 and cols > 1 and (rs == 0 or cs == 0):
+            raise IsaError(f"storeacc @{ins.layer}:{ins.core}: zero stride would overwrite itself")
+        if vals.min() < -2**31 or vals.max() >= 2**31:
+            raise IsaError(f"storeacc @{ins.layer}:{ins.core}: a partial sum overflows int32")
+        self._words(dram, rows, cols, rs, cs, ins)[...] = vals.reshape(rows, cols)
+
+    def _vsum(self, ins: Instr, c: _Core) -> None:
+        dst, src, n, parts = ins.args
+        v = c.acc[_span(c.acc, src, n * parts, "acc", ins)].reshape(parts, n).sum(axis=0)
+        c.acc[_span(c.acc, dst, n, "acc", ins)] = v
 
     def _loadi(self, ins: Instr, c: _Core) -> None:
         dst, dram, m0, rows, k0, cols = ins.args

@@ -47,6 +47,8 @@ class Buf(IntEnum):
     ACT = 0
     WGT = 1
     PARAM = 2
+    ACC = 3
+    """int32 words into the accumulators (partial sums of another core, for ``vsum``)."""
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,8 @@ SPECS: tuple[OpSpec, ...] = (
     OpSpec(2, "agcfg", Queue.LOAD, ("h", "w", "c", "kh", "kw", "stride", "pad", "dil", "ow"),
            "address-generator registers for LOADI; stride/pad/dil pack (x << 16 | y)"),
     OpSpec(3, "load", Queue.LOAD, ("buf", "dst", "dram", "rows", "cols", "rstride", "cstride"),
-           "2-D DMA DRAM -> buffer: dst[r*cols+c] = dram[r*rstride + c*cstride] (param: int32)"),
+           "2-D DMA DRAM -> buffer: dst[r*cols+c] = dram[r*rstride + c*cstride] (param, acc: int32 "
+           "words, strides in words)"),
     OpSpec(4, "loadi", Queue.LOAD, ("dst", "dram", "m0", "rows", "k0", "cols"),
            "im2col DMA: act[dst + i*cols + j] = X[m0+i, k0+j] of the tensor at dram (agcfg)"),
     OpSpec(5, "store", Queue.STORE, ("dram", "src", "rows", "cols", "rstride", "cstride"),
@@ -84,6 +87,11 @@ SPECS: tuple[OpSpec, ...] = (
            "pooling registers for VPOOL; mode 0 max, 1 avg (count_include_pad), 2 global avg"),
     OpSpec(12, "vpool", Queue.COMPUTE, ("dst", "src", "c", "mult", "shift"),
            "pool c channels of h x w at src into oh x ow at dst (pcfg); avg rescales"),
+    OpSpec(13, "storeacc", Queue.STORE, ("dram", "src", "rows", "cols", "rstride", "cstride"),
+           "2-D DMA accumulators -> DRAM: the int32 word at dram + 4*(r*rstride + c*cstride) = "
+           "acc[src + r*cols + c] (partial sums of a K split)"),
+    OpSpec(14, "vsum", Queue.COMPUTE, ("dst", "src", "n", "parts"),
+           "acc[dst+i] = sum_p acc[src + p*n + i], p < parts (reduce a K split's partial sums)"),
 )
 BY_CODE = {s.code: s for s in SPECS}
 BY_NAME = {s.mnemonic: s for s in SPECS}

@@ -156,6 +156,57 @@ def emit_conv(e: _Emitter, cfg: AccelConfig, lyr: QConv, x: TensorInfo, y: Tenso
     return macs
 
 
+def emit_gemm_partial(e: _Emitter, lyr: QConv, x: TensorInfo, ow: int, w_addr: int,
+                      k_rng: range, m: int, n: int, tk: int, dst: int) -> int:
+    """One core's share of a K-split GEMM (one group): the int32 partial sums of all m x n
+    outputs over the reduction slice ``k_rng``, stored to DRAM at ``dst`` (row-major m x n)."""
+    _, cg, kh, kw = lyr.w.shape
+    _, _, h, w = x.shape
+    e.emit("agcfg", h=h, w=w, c=cg, kh=kh, kw=kw, stride=pack2(*lyr.strides),
+           pad=pack2(lyr.pads[0], lyr.pads[1]), dil=pack2(*lyr.dilations), ow=ow)
+    acc = (e.tile % 2) * e.plan.acc_half
+    ksteps = list(range(k_rng.start, k_rng.stop, tk))
+    for si, k0 in enumerate(ksteps):
+        kk = min(tk, k_rng.stop - k0)
+        a, wb = e.in_buf(), (e.step % 2) * e.plan.wgt_half
+        e.load_group([("loadi", dict(dst=a, dram=x.addr, m0=0, rows=m, k0=k0, cols=kk)),
+                      ("load", dict(buf=Buf.WGT, dst=wb, dram=w_addr + k0 * n, rows=kk, cols=n,
+                                    rstride=n, cstride=1))])
+        last = si == len(ksteps) - 1
+        e.emit("matmul", _flags(pop_prev=True, pop_next=si == 0, push_prev=True, push_next=last),
+               acc=acc, a=a, w=wb, m=m, k=kk, n=n, accumulate=int(si > 0))
+        e.note(m * kk + kk * n + 4 * m * n)
+        e.step += 1
+    e.emit("storeacc", _flags(pop_prev=True, push_prev=True), dram=dst, src=acc, rows=m,
+           cols=n, rstride=n, cstride=1)
+    e.tile += 1
+    return m * len(k_rng) * n
+
+
+def emit_gemm_reduce(e: _Emitter, lyr: QConv, y: TensorInfo, p_addr: int, partials: int,
+                     parts: int, m: int, n: int, n_rng: range) -> None:
+    """Sum the ``parts`` partial-sum blocks (m x n int32 each, at ``partials``) for output
+    channels ``n_rng``, then bias, requantise, clamp and store them: the second step of a
+    K-split GEMM, after every core's partial sums have reached DRAM."""
+    nn = len(n_rng)
+    t = e.tile % 2
+    acc, par, out = t * e.plan.acc_half, t * e.plan.param_half, e.plan.out_base[t]
+    o = lyr.w.shape[0]
+    # part p, row i, channel c sits at word (p*m + i)*n + c: one strided transfer for all parts
+    e.load_group([("load", dict(buf=Buf.PARAM, dst=par, dram=p_addr + n_rng.start * 4, rows=3,
+                                cols=nn, rstride=o, cstride=1)),
+                  ("load", dict(buf=Buf.ACC, dst=acc, dram=partials + 4 * n_rng.start,
+                                rows=parts * m, cols=nn, rstride=n, cstride=1))])
+    e.emit("vsum", _flags(pop_prev=True, pop_next=True), dst=acc, src=acc, n=m * nn, parts=parts)
+    e.emit("vreq", _flags(push_prev=True, push_next=True), dst=out, acc=acc, param=par, m=m,
+           n=nn, lo=lyr.lo, hi=lyr.hi)
+    e.emit("store", _flags(pop_prev=True, push_prev=True), dram=y.addr + n_rng.start * m,
+           src=out, rows=m, cols=nn, rstride=1, cstride=m)
+    e.note(4 * parts * m * nn + 12 * nn + m * nn)
+    e.step += 1
+    e.tile += 1
+
+
 def emit_dw_vector(e: _Emitter, lyr: QConv, x: TensorInfo, y: TensorInfo, w_addr: int,
                    p_addr: int, c_rng: range, m_rng: range) -> int:
     """Depthwise conv on the vector unit: channel chunks x pixel tiles."""
@@ -305,43 +356,62 @@ def emit_concat_part(e: _Emitter, src: TensorInfo, dst_addr: int, mult: int, shi
 
 
 def emit_pool(e: _Emitter, lyr: QPool, x: TensorInfo, y: TensorInfo, c_rng: range,
-              r_rng: range | None = None) -> None:
-    """Pool channels ``c_rng``, output rows ``r_rng`` (default all): each tile loads the input
-    rows those output rows need, re-expressed as a smaller pool with its own top padding."""
+              r_rng: range | None = None, x_rng: range | None = None) -> None:
+    """Pool channels ``c_rng``, output rows ``r_rng`` and output columns ``x_rng`` (default
+    all): each tile loads the input window those outputs need, re-expressed as a smaller pool
+    with its own top and left padding."""
     _, c, h, w = x.shape
     oh, ow = y.shape[2], y.shape[3]
     mode = {"max": 0, "avg": 1, "gavg": 2}[lyr.mode]
     kh, kw = lyr.kernel
-    sh, pt = lyr.strides[0], lyr.pads[0]
+    (sh, sw), pt, pl = lyr.strides, lyr.pads[0], lyr.pads[1]
     r_rng = range(oh) if r_rng is None else r_rng
+    x_rng = range(ow) if x_rng is None else x_rng
     r0, orows = r_rng.start, len(r_rng)
+    x0, ocols = x_rng.start, len(x_rng)
     if mode == 2:
-        if orows != oh:
-            raise LoweringError(f"layer {lyr.name}: a global pool cannot be split by rows")
-        ys, ye, top = 0, h, 0
-    else:  # local output row i reads local input rows i*sh - top + (0..kh-1)
+        if orows != oh or ocols != ow:
+            raise LoweringError(f"layer {lyr.name}: a global pool cannot be split by rows or "
+                                f"columns")
+        ys, ye, top, xs, xe, left = 0, h, 0, 0, w, 0
+    else:  # local output row i reads local input rows i*sh - top + (0..kh-1); columns alike
         ys = max(0, r0 * sh - pt)
         ye = min(h, (r_rng.stop - 1) * sh - pt + kh)
         top = max(pt - r0 * sh, 0)
-    hh = ye - ys
-    tc = min(len(c_rng), e.plan.in_half // (hh * w), e.plan.out_half // (orows * ow))
+        xs = max(0, x0 * sw - pl)
+        xe = min(w, (x_rng.stop - 1) * sw - pl + kw)
+        left = max(pl - x0 * sw, 0)
+    hh, ww = ye - ys, xe - xs
+    tc = min(len(c_rng), e.plan.in_half // (hh * ww), e.plan.out_half // (orows * ocols))
     if tc < 1:
-        raise LoweringError(f"layer {lyr.name}: {hh} rows of one {h}x{w} channel do not fit the "
-                            f"input buffer half ({e.plan.in_half} B)")
-    e.emit("pcfg", h=hh, w=w, kh=kh, kw=kw, stride=pack2(*lyr.strides),
-           pad=pack2(top, lyr.pads[1]), oh=orows, ow=ow, mode=mode)
+        raise LoweringError(f"layer {lyr.name}: {hh}x{ww} inputs of one {h}x{w} channel do not "
+                            f"fit the input buffer half ({e.plan.in_half} B)")
+    e.emit("pcfg", h=hh, w=ww, kh=kh, kw=kw, stride=pack2(*lyr.strides),
+           pad=pack2(top, left), oh=orows, ow=ocols, mode=mode)
     for c0 in range(c_rng.start, c_rng.stop, tc):
         cc = min(tc, c_rng.stop - c0)
         a = e.in_buf()
-        e.load_group([("load", dict(buf=Buf.ACT, dst=a, dram=x.addr + c0 * h * w + ys * w,
-                                    rows=cc, cols=hh * w, rstride=h * w, cstride=1))])
+        src = x.addr + c0 * h * w + ys * w + xs
+        if ww == w:  # whole rows: one 2-D transfer for all channels
+            loads = [("load", dict(buf=Buf.ACT, dst=a, dram=src, rows=cc, cols=hh * w,
+                                   rstride=h * w, cstride=1))]
+        else:  # a column window: one (rows x columns) transfer per channel
+            loads = [("load", dict(buf=Buf.ACT, dst=a + i * hh * ww, dram=src + i * h * w,
+                                   rows=hh, cols=ww, rstride=w, cstride=1)) for i in range(cc)]
+        e.load_group(loads)
         dst = e.plan.out_base[e.tile % 2]
         e.emit("vpool", _flags(pop_prev=True, pop_next=True, push_prev=True, push_next=True),
                dst=dst, src=a, c=cc, mult=lyr.mult, shift=lyr.shift)
-        e.emit("store", _flags(pop_prev=True, push_prev=True),
-               dram=y.addr + c0 * oh * ow + r0 * ow, src=dst, rows=cc, cols=orows * ow,
-               rstride=oh * ow, cstride=1)
-        e.note(cc * (hh * w + orows * ow))
+        out = y.addr + c0 * oh * ow + r0 * ow + x0
+        if ocols == ow:
+            stores = [dict(dram=out, src=dst, rows=cc, cols=orows * ow, rstride=oh * ow,
+                           cstride=1)]
+        else:
+            stores = [dict(dram=out + i * oh * ow, src=dst + i * orows * ocols, rows=orows,
+                           cols=ocols, rstride=ow, cstride=1) for i in range(cc)]
+        for i, f in enumerate(stores):  # the first waits for the data, the last frees the half
+            e.emit("store", _flags(pop_prev=i == 0, push_prev=i == len(stores) - 1), **f)
+        e.note(cc * (hh * ww + orows * ocols))
         e.step += 1
         e.tile += 1
 
@@ -388,7 +458,7 @@ def lower(qm: QModel, cfg: AccelConfig) -> Program:
             info.gemm, info.groups = (m, og, cg * kh * kw), lyr.group
             info.macs = m * o * cg * kh * kw
         if cfg.vpu is not None:
-            lower_layer_vpu(emitters, cfg, lyr, tinfo, info, w_addr, p_addr)
+            lower_layer_vpu(emitters, cfg, lyr, tinfo, info, w_addr, p_addr, dram)
         elif isinstance(lyr, QConv):
             e = emitters[0]
             if lyr.is_depthwise and cfg.depthwise == "vector":
@@ -423,13 +493,27 @@ def lower(qm: QModel, cfg: AccelConfig) -> Program:
 
 
 def _interleave(streams: list[list[Instr]]) -> list[Instr]:
-    """Merge per-core streams round-robin (each core's order is kept)."""
+    """Merge per-core streams round-robin (each core's order is kept), phase by phase: a
+    ``sync`` inside a layer is a barrier, so every core's instructions before it come first
+    (program order is the functional simulator's schedule)."""
     if len(streams) == 1:
         return streams[0]
+    phases = [_phases(s) for s in streams]
     out: list[Instr] = []
-    n = max(len(s) for s in streams)
-    for i in range(n):
-        for s in streams:
-            if i < len(s):
-                out.append(s[i])
+    for ph in range(max(len(p) for p in phases)):
+        parts = [p[ph] for p in phases if ph < len(p)]
+        for i in range(max(len(s) for s in parts)):
+            for s in parts:
+                if i < len(s):
+                    out.append(s[i])
+    return out
+
+
+def _phases(stream: list[Instr]) -> list[list[Instr]]:
+    """A core's stream cut before every ``sync`` but the first."""
+    out: list[list[Instr]] = [[]]
+    for i, ins in enumerate(stream):
+        if ins.op == "sync" and i > 0:
+            out.append([])
+        out[-1].append(ins)
     return out

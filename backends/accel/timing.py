@@ -9,7 +9,8 @@ Per instruction (``cost``):
   ``2R + C + T - 2`` cycles (ws, is: stationary load, fill, stream, drain) or ``T + R + C - 2``
   (os), partial folds pay the full fill and drain, folds run in sequence.
 - ``matmul`` on a VPU core: vector MACs, ``lanes + mac_block / cores`` per cycle (not systolic).
-- vector ops (``vdw``, ``vreq``, ``vadd``, ``vrescale``, ``vpool``): elements / lanes.
+- vector ops (``vdw``, ``vreq``, ``vadd``, ``vrescale``, ``vpool``, ``vsum``): elements / lanes
+  (``vsum``: the additions, n x (parts - 1)).
 - DMA (``load``, ``loadi``, ``store``): ``latency + bytes / bandwidth``; requests pipeline, so
   the queue is busy only for the transfer part. On a VPU the cores share the DRAM bandwidth evenly.
   ``loadi`` reads from DRAM the band of input rows its im2col tile covers (the address generator
@@ -18,10 +19,11 @@ Per instruction (``cost``):
 Schedule (``time_program``): each core has in-order load, compute and store queues. An instruction
 starts when its queue is free and every token it pops has been pushed (tokens are pushed when the
 pushing instruction ends); the lowering starts each channel with two tokens (double buffering).
-``sync`` starts a layer once the previous layer has finished, and a layer can never finish before
-its DRAM traffic could cross the shared DRAM interface at full bandwidth. Every start time is a
-max of sums of non-negative durations in a fixed order, so faster DRAM or compute never makes any
-layer slower.
+``sync`` starts once every earlier instruction of every core has finished (a layer start, or
+the barrier between the partial sums and the reduction of a K-split GEMM), and a layer can
+never finish before its DRAM traffic could cross the shared DRAM interface at full bandwidth.
+Every start time is a max of sums of non-negative durations in a fixed order, so faster DRAM or
+compute never makes any layer slower.
 """
 
 from __future__ import annotations
@@ -136,7 +138,7 @@ class TimingModel:
         op, f = ins.op, ins.args
         if op == "load":
             buf, _, _, rows, cols, _, _ = f
-            nbytes = rows * cols * (4 if buf == Buf.PARAM else 1)
+            nbytes = rows * cols * (4 if buf in (Buf.PARAM, Buf.ACC) else 1)
             cyc, busy = self.dma(nbytes)
             return Cost(cyc, busy, dram_r=nbytes, buf_w=nbytes)
         if op == "loadi":
@@ -148,6 +150,15 @@ class TimingModel:
             nbytes = f[2] * f[3]
             cyc, busy = self.dma(nbytes)
             return Cost(cyc, busy, dram_w=nbytes, buf_r=nbytes)
+        if op == "storeacc":
+            nbytes = 4 * f[2] * f[3]
+            cyc, busy = self.dma(nbytes)
+            return Cost(cyc, busy, dram_w=nbytes, buf_r=nbytes)
+        if op == "vsum":
+            n, parts = f[2], f[3]
+            adds = n * max(parts - 1, 1)
+            cyc = self.vector(adds)
+            return Cost(cyc, cyc, buf_r=4 * n * parts, buf_w=4 * n, vec=adds)
         if op == "matmul":
             _, _, _, m, k, n, accumulate = f
             macs = m * k * n
@@ -263,8 +274,8 @@ def time_program(prog: Program, cfg: AccelConfig, trace: bool = False
         q = _QUEUE[ins.op]
         c = tm.cost(ins, st)
         start = st.free[q]
-        if ins.op == "sync":
-            start = max(start, layer_start)
+        if ins.op == "sync":  # everything earlier, of every core, has finished
+            start = max(start, layer_start, end[li])
         fl = int(ins.flags)
         for flag, d in _CHANNEL:
             if fl & flag:

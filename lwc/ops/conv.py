@@ -71,6 +71,23 @@ def sliding_windows(x: np.ndarray, kernel: Sequence[int], strides: Sequence[int]
     return win[idx]
 
 
+WINDOW_ATTRS: dict[str, Attr] = {
+    "strides": Attr("ints", ()),
+    "pads": Attr("ints", (), "[lo_0, lo_1, ..., hi_0, hi_1, ...] as in ONNX"),
+    "dilations": Attr("ints", ()),
+}
+"""Sliding-window attributes shared by conv, conv_transpose, im2col and pooling."""
+
+EPILOGUE_ATTRS: dict[str, Attr] = {
+    "act": Attr("str", ""),
+    "alpha": Attr("float", 0.01),
+    "clip_min": Attr("float", 0.0),
+    "clip_max": Attr("float", 6.0),
+    "residual": Attr("bool", False, "last operand is added to the result before act"),
+}
+"""The fused epilogue (``apply_activation``) of conv-like ops."""
+
+
 @register_op
 class Conv(Op):
     """Convolution over NC<spatial> input with OI/g<kernel> weights, optional bias and fused
@@ -79,15 +96,9 @@ class Conv(Op):
     name = "conv"
     num_inputs = (2, 4)
     attrs = {
-        "strides": Attr("ints", ()),
-        "pads": Attr("ints", (), "[lo_0, lo_1, ..., hi_0, hi_1, ...] as in ONNX"),
-        "dilations": Attr("ints", ()),
+        **WINDOW_ATTRS,
         "group": Attr("int", 1),
-        "act": Attr("str", ""),
-        "alpha": Attr("float", 0.01),
-        "clip_min": Attr("float", 0.0),
-        "clip_max": Attr("float", 6.0),
-        "residual": Attr("bool", False, "last operand is added to the result before act"),
+        **EPILOGUE_ATTRS,
     }
 
     def infer(self, ins: Sequence[TensorType], attrs: Mapping[str, Any]) -> list[TensorType]:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from lwc.ir.types import Dim, TensorType
-from lwc.ops.conv import conv_reference, spatial_attrs
+from lwc.ops.conv import WINDOW_ATTRS, conv_reference, spatial_attrs
 from lwc.ops.registry import Attr, Op, register_op
 
 
@@ -44,9 +44,7 @@ class ConvTranspose(Op):
     name = "conv_transpose"
     num_inputs = (2, 3)
     attrs = {
-        "strides": Attr("ints", ()),
-        "pads": Attr("ints", (), "[lo_0, lo_1, ..., hi_0, hi_1, ...] as in ONNX"),
-        "dilations": Attr("ints", ()),
+        **WINDOW_ATTRS,
         "group": Attr("int", 1),
         "output_padding": Attr("ints", ()),
     }

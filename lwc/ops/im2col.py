@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from lwc.ir.types import TensorType
-from lwc.ops.conv import conv_out_dim, sliding_windows, spatial_attrs
+from lwc.ops.conv import WINDOW_ATTRS, conv_out_dim, sliding_windows, spatial_attrs
 from lwc.ops.registry import Attr, Op, register_op
 
 
@@ -33,9 +33,7 @@ class Im2Col(Op):
     name = "im2col"
     attrs = {
         "kernel": Attr("ints"),
-        "strides": Attr("ints", ()),
-        "pads": Attr("ints", (), "[lo_0, lo_1, ..., hi_0, hi_1, ...] as in ONNX"),
-        "dilations": Attr("ints", ()),
+        **WINDOW_ATTRS,
     }
 
     def out_spatial(self, x: TensorType, attrs: Mapping[str, Any]) -> list[Any]:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from lwc.ir.types import Dim, TensorType
-from lwc.ops.conv import conv_out_dim, spatial_attrs
+from lwc.ops.conv import WINDOW_ATTRS, conv_out_dim, spatial_attrs
 from lwc.ops.registry import Attr, Op, register_op
 
 
@@ -73,9 +73,7 @@ class MaxPool(_Pool):
     name = "max_pool"
     attrs = {
         "kernel": Attr("ints"),
-        "strides": Attr("ints", ()),
-        "pads": Attr("ints", (), "[lo_0, lo_1, ..., hi_0, hi_1, ...] as in ONNX"),
-        "dilations": Attr("ints", ()),
+        **WINDOW_ATTRS,
         "ceil_mode": Attr("bool", False),
     }
 

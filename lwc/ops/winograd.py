@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from lwc.ir.types import TensorType
-from lwc.ops.conv import apply_activation, conv_out_dim
+from lwc.ops.conv import EPILOGUE_ATTRS, apply_activation, conv_out_dim
 from lwc.ops.registry import Attr, Op, register_op
 
 # (B^T, G, A^T) per output tile size m, from Lavin & Gray, "Fast Algorithms for Convolutional
@@ -76,11 +76,7 @@ class WinogradConv(Op):
     attrs = {
         "tile": Attr("int", 2, "output tile m of F(m x m, 3 x 3): 2 or 4"),
         "pads": Attr("ints", (0, 0, 0, 0), "[top, left, bottom, right] as in ONNX"),
-        "act": Attr("str", ""),
-        "alpha": Attr("float", 0.01),
-        "clip_min": Attr("float", 0.0),
-        "clip_max": Attr("float", 6.0),
-        "residual": Attr("bool", False, "last operand is added to the result before act"),
+        **EPILOGUE_ATTRS,
     }
 
     def infer(self, ins: Sequence[TensorType], attrs: Mapping[str, Any]) -> list[TensorType]:

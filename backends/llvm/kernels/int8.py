@@ -2,12 +2,15 @@
 ``lwc/ops/qlinear.py`` (whose docstring is the specification).
 
 Both ops become one GEMM per group, ``acc[p, o] = sum_k col[p, k] * w[o, k] + bias'[o]``, where
-``col`` is the im2col of the input (padding taps hold ``x_zp``; one row of K per output pixel;
-just a widening copy for gemm) and ``bias' = bias - x_zp * sum_k w[o, k]`` folds the input zero
-point in at compile time (weights are symmetric: ``w_zp`` = 0, else the op is refused). Operands
-are widened to int16 (the im2col kernel writes int16 rows; weights are packed as int16 panels at
-compile time) so the inner loop is the AVX2 ``vpmaddwd`` pattern: 16 x (i16 * i16) products
-summed pairwise into 8 x i32 lanes, exact (|x * w| <= 128 * 127, two per lane: no int16
+``col`` is the im2col of the input (padding taps hold ``x_zp``; one row of K per output pixel,
+K tap-major so each tap is one contiguous run of channels copied from a channels-last int16
+copy of the input; just a widening copy for gemm) and ``bias' = bias - x_zp * sum_k w[o, k]``
+folds the input zero point in at compile time (weights are symmetric: ``w_zp`` = 0, else the op
+is refused). A 3x3 stride-1 conv (one group, channels in whole 16-lane vectors) instead takes an
+integer Winograd F(2x2, 3x3) path: 16 GEMMs of 4x fewer rows and K = channels, 2.25x fewer
+multiplies, exact (see ``WG_G2``). Operands are widened to int16 (weights are packed as int16
+panels at compile time) so the inner loop is the AVX2 ``vpmaddwd`` pattern: 16 x (i16 * i16)
+products summed pairwise into 8 x i32 lanes, exact (|x * w| <= 128 * 127, two per lane: no int16
 saturation, unlike ``pmaddubsw``'s u8 x s8 pair sums). The register tile is MR = 6 pixels x
 NR = 16 output channels (12 accumulators of <8 x i32>): per k pair, each pixel's two taps are
 broadcast as one i32 and multiplied with two weight vectors (8 channels x 2 taps). The epilogue is
@@ -18,7 +21,7 @@ the spec's requantisation on 8 channels at once: sitofp, fmul by the float32 mul
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from llvmlite import ir
@@ -70,6 +73,8 @@ class QGemmSpec:
     y_chan_stride: int
     y_batch_stride: int
     """element distance between consecutive (batch * G + group) blocks of the output."""
+    raw: bool = False
+    """store the int32 sums as y [B, P, O16] instead of requantising (Winograd's products)."""
 
     @property
     def o16(self) -> int:
@@ -137,6 +142,73 @@ def emit_im2col(module: ir.Module, name: str, s: Im2ColSpec) -> None:
     b.ret_void()
 
 
+@dataclass(frozen=True)
+class ToNhwcSpec:
+    """x [N, G*cg, *sp] (i8/u8) -> xt [N*G, prod(sp), cg] i16: channels last, widened."""
+
+    signed: bool
+    cg: int
+    plane: int
+
+
+def emit_to_nhwc(module: ir.Module, name: str, s: ToNhwcSpec) -> None:
+    """args = [x, xt]; one work item per (n*G + g, input pixel)."""
+    fn, b, (args, lo, hi) = irb.kernel_function(module, name)
+    x, xt = irb.arg_ptr(b, args, 0), irb.arg_ptr(b, args, 1)
+    with irb.loop(b, lo, hi, name="it") as it:
+        q = b.srem(it, i64(s.plane))
+        ng = b.sdiv(it, i64(s.plane))
+        src = irb.gep(b, x, b.add(irb.mul(b, ng, s.cg * s.plane), q), I8T)
+        dst = irb.gep(b, xt, irb.mul(b, it, s.cg), I16)
+        with irb.loop(b, 0, s.cg, name="c") as c:
+            v = _ext(b, irb.load(b, src, irb.mul(b, c, s.plane), I8T), I16, s.signed)
+            irb.store(b, v, dst, c)
+    b.ret_void()
+
+
+def emit_im2col_nhwc(module: ir.Module, name: str, s: Im2ColSpec) -> None:
+    """args = [xt (from ``emit_to_nhwc``), cols]; one work item per (n, g, output pixel). K runs
+    tap-major (k = tap * cg + c), so each tap is one contiguous run of cg int16 copied from the
+    channels-last input (vectorised by LLVM), or cg copies of x_zp where the tap is padding."""
+    fn, b, (args, lo, hi) = irb.kernel_function(module, name)
+    xt, cols = irb.arg_ptr(b, args, 0), irb.arg_ptr(b, args, 1)
+    nsp = len(s.in_sp)
+    p_total = math.prod(s.out_sp)
+    plane = math.prod(s.in_sp)
+    in_st = [math.prod(s.in_sp[d + 1:]) for d in range(nsp)]
+    zp16 = ir.Constant(I16, s.x_zp)
+    with irb.loop(b, lo, hi, name="it") as it:
+        p = b.srem(it, i64(p_total))
+        ng = b.sdiv(it, i64(p_total))  # n * G + g
+        src = irb.gep(b, xt, irb.mul(b, ng, plane * s.cg), I16)
+        dst = irb.gep(b, cols, irb.mul(b, it, s.kp), I16)
+        rem, base = p, []
+        for d in reversed(range(nsp)):
+            base.append(b.sub(irb.mul(b, b.srem(rem, i64(s.out_sp[d])), s.strides[d]),
+                              i64(s.pads[d])))
+            rem = b.sdiv(rem, i64(s.out_sp[d]))
+        base.reverse()
+        for t, taps in enumerate(np.ndindex(*s.kernel)):
+            ok = ir.Constant(ir.IntType(1), 1)
+            idx = i64(0)
+            for d, tap in enumerate(taps):
+                pos = b.add(base[d], i64(tap * s.dilations[d]))
+                ok = b.and_(ok, b.icmp_unsigned("<", pos, i64(s.in_sp[d])))
+                idx = b.add(idx, irb.mul(b, pos, in_st[d]))
+            run = irb.gep(b, dst, i64(t * s.cg), I16)
+            with b.if_else(ok) as (inside, pad):
+                with inside:
+                    row = irb.gep(b, src, irb.mul(b, idx, s.cg), I16)
+                    with irb.loop(b, 0, s.cg, name="cp") as c:
+                        irb.store(b, irb.load(b, row, c, I16), run, c)
+                with pad:
+                    with irb.loop(b, 0, s.cg, name="zp") as c:
+                        irb.store(b, zp16, run, c)
+        with irb.loop(b, s.cg * math.prod(s.kernel), s.kp, name="kpad") as k:
+            irb.store(b, ir.Constant(I16, 0), dst, k)
+    b.ret_void()
+
+
 def _pmaddwd(b: ir.IRBuilder, a: ir.Value, w: ir.Value) -> ir.Value:
     """<16 x i16> x <16 x i16> -> <8 x i32> pairwise sums (the shape LLVM turns into vpmaddwd)."""
     v16 = irb.vec(16, I32)
@@ -195,27 +267,203 @@ def emit_qgemm(module: ir.Module, name: str, s: QGemmSpec) -> None:
                         for v in range(nv)]
             carry.next = nxt
         accs = carry.out
-        ybase = irb.mul(b, bg, s.y_batch_stride)
-        o_base = irb.mul(b, panel, NR)  # channel within the group
-        for v in range(nv):
-            bv = b.load(irb.gep(b, bias, b.add(ch0, i64(v * 8)), I32), typ=v8, align=4)
-            mv = b.load(irb.gep(b, mult, b.add(ch0, i64(v * 8)), F32), typ=f8, align=4)
+        if s.raw:
             for i, (pi, _) in enumerate(pix):
-                r = b.fmul(b.sitofp(b.add(accs[i * nv + v], bv), f8), mv)
-                r = b.call(fmin, [b.call(fmax, [b.call(rint, [r]), lo_v]), hi_v])
-                q = b.trunc(b.add(b.fptosi(r, v8), zp_v), irb.vec(8, I8T))
-                with b.if_then(b.icmp_signed("<", pi, i64(s.p))):  # one test per pixel
-                    for lane in range(8):
-                        o = b.add(o_base, i64(v * 8 + lane))
-                        idx = irb.add(b, ybase, irb.mul(b, o, s.y_chan_stride),
-                                      irb.mul(b, pi, s.y_pix_stride))
-                        val = b.extract_element(q, ir.Constant(I32, lane))
-                        if s.og % NR == 0:  # full panels: no channel test
-                            irb.store(b, val, y, idx)
-                            continue
-                        with b.if_then(b.icmp_signed("<", o, i64(s.og))):
-                            irb.store(b, val, y, idx)
+                with b.if_then(b.icmp_signed("<", pi, i64(s.p))):
+                    row = irb.add(b, irb.mul(b, bg, s.p * s.o16), irb.mul(b, pi, s.o16),
+                                  irb.mul(b, panel, NR))
+                    for v in range(nv):
+                        b.store(accs[i * nv + v], irb.gep(b, y, b.add(row, i64(8 * v)), I32),
+                                align=4)
+        else:
+            ybase = irb.mul(b, bg, s.y_batch_stride)
+            o_base = irb.mul(b, panel, NR)  # channel within the group
+            for v in range(nv):
+                bv = b.load(irb.gep(b, bias, b.add(ch0, i64(v * 8)), I32), typ=v8, align=4)
+                mv = b.load(irb.gep(b, mult, b.add(ch0, i64(v * 8)), F32), typ=f8, align=4)
+                for i, (pi, _) in enumerate(pix):
+                    r = b.fmul(b.sitofp(b.add(accs[i * nv + v], bv), f8), mv)
+                    r = b.call(fmin, [b.call(fmax, [b.call(rint, [r]), lo_v]), hi_v])
+                    q = b.trunc(b.add(b.fptosi(r, v8), zp_v), irb.vec(8, I8T))
+                    with b.if_then(b.icmp_signed("<", pi, i64(s.p))):  # one test per pixel
+                        for lane in range(8):
+                            o = b.add(o_base, i64(v * 8 + lane))
+                            idx = irb.add(b, ybase, irb.mul(b, o, s.y_chan_stride),
+                                          irb.mul(b, pi, s.y_pix_stride))
+                            val = b.extract_element(q, ir.Constant(I32, lane))
+                            if s.og % NR == 0:  # full panels: no channel test
+                                irb.store(b, val, y, idx)
+                                continue
+                            with b.if_then(b.icmp_signed("<", o, i64(s.og))):
+                                irb.store(b, val, y, idx)
     b.ret_void()
+
+
+# ---- Winograd F(2x2, 3x3) in integers: 2.25x fewer multiplies for 3x3 stride-1 convs ----------
+# Y = A^T [(G g G^T) . (B^T d B)] A; with G' = 2G every transform is integer, so the products
+# are computed exactly as 4 Y (the tile sums may wrap in int32, but arithmetic is modulo 2^32 and
+# 4 Y itself fits, checked at lowering), then shifted right by 2.
+WG_G2 = np.array([[2, 0, 0], [1, 1, 1], [1, -1, 1], [0, 0, 2]], np.int64)
+WG_BT = ((1, 0, -1, 0), (0, 1, 1, 0), (0, -1, 1, 0), (0, 1, 0, -1))
+WG_AT = ((1, 1, 1, 0), (0, 1, -1, -1))
+WG_VEC = 16  # channels per input-transform vector (<16 x i16>)
+
+
+@dataclass(frozen=True)
+class WinoInSpec:
+    """xt [N, H, W, C] i16 -> v [16, N*th*tw, C] i16 (B^T d B of every 4x4 input tile)."""
+
+    n: int
+    c: int
+    in_hw: tuple[int, int]
+    tiles: tuple[int, int]
+    pads: tuple[int, int]
+
+
+def _lincomb(b: ir.IRBuilder, coefs: tuple[int, ...], xs: list[ir.Value]) -> ir.Value:
+    """sum coefs[i] * xs[i] for coefficients in {-1, 0, 1} (adds and subtracts only)."""
+    acc = None
+    for k, x in zip(coefs, xs):
+        if k == 0:
+            continue
+        if acc is None:
+            acc = x if k == 1 else b.sub(ir.Constant(x.type, None), x)
+        else:
+            acc = b.add(acc, x) if k == 1 else b.sub(acc, x)
+    return acc
+
+
+def emit_wino_input(module: ir.Module, name: str, s: WinoInSpec) -> None:
+    """args = [xt, zprow (i16 [C] of x_zp), v]; one work item per output tile. Taps outside the
+    input read the zero-point row (the spec's padding)."""
+    fn, b, (args, lo, hi) = irb.kernel_function(module, name)
+    xt, zrow, v = (irb.arg_ptr(b, args, k) for k in range(3))
+    (h, w), (th, tw), (pt, pl) = s.in_hw, s.tiles, s.pads
+    ntiles = s.n * th * tw
+    vt = irb.vec(WG_VEC, I16)
+    with irb.loop(b, lo, hi, name="it") as it:
+        tx = b.srem(it, i64(tw))
+        rest = b.sdiv(it, i64(tw))
+        ty = b.srem(rest, i64(th))
+        n = b.sdiv(rest, i64(th))
+        ptrs = []
+        for r in range(4):
+            iy = b.add(irb.mul(b, ty, 2), i64(r - pt))
+            for c in range(4):
+                ix = b.add(irb.mul(b, tx, 2), i64(c - pl))
+                ok = b.and_(b.icmp_unsigned("<", iy, i64(h)), b.icmp_unsigned("<", ix, i64(w)))
+                idx = irb.add(b, irb.mul(b, n, h * w), irb.mul(b, iy, w), ix)
+                row = irb.gep(b, xt, irb.mul(b, b.select(ok, idx, i64(0)), s.c), I16)
+                ptrs.append(b.select(ok, row, zrow))
+        with irb.loop(b, 0, s.c // WG_VEC, name="cb") as cb:
+            off = irb.mul(b, cb, WG_VEC)
+            d = [b.load(irb.gep(b, p_, off, I16), typ=vt, align=2) for p_ in ptrs]
+            t = [[_lincomb(b, WG_BT[i], [d[r * 4 + c] for r in range(4)]) for c in range(4)]
+                 for i in range(4)]
+            for i in range(4):
+                for j in range(4):
+                    val = _lincomb(b, WG_BT[j], t[i])
+                    dst = irb.add(b, irb.mul(b, it, s.c), i64((i * 4 + j) * ntiles * s.c), off)
+                    b.store(val, irb.gep(b, v, dst, I16), align=2)
+    b.ret_void()
+
+
+@dataclass(frozen=True)
+class WinoOutSpec:
+    """m [16, N*th*tw, O16] i32 -> y [N, O, OH, OW] int8 (A^T m A / 4, + bias', requantised)."""
+
+    n: int
+    o: int
+    o16: int
+    out_hw: tuple[int, int]
+    tiles: tuple[int, int]
+    y_zp: int
+    lo: float
+    hi: float
+
+
+def emit_wino_output(module: ir.Module, name: str, s: WinoOutSpec) -> None:
+    """args = [m, bias' (i32 [O16]), mult (f32 [O16]), y]; one work item per output tile,
+    8 channels at a time, requantised as ``emit_qgemm``'s epilogue."""
+    fn, b, (args, lo, hi) = irb.kernel_function(module, name)
+    m, bias, mult, y = (irb.arg_ptr(b, args, k) for k in range(4))
+    (oh, ow), (th, tw) = s.out_hw, s.tiles
+    ntiles = s.n * th * tw
+    v8, f8 = irb.vec(8, I32), irb.vec(8, F32)
+    rint = irb.intrinsic(module, "llvm.rint.v8f32", f8, [f8])
+    fmin = irb.intrinsic(module, "llvm.minnum.v8f32", f8, [f8, f8])
+    fmax = irb.intrinsic(module, "llvm.maxnum.v8f32", f8, [f8, f8])
+    lo_v, hi_v = ir.Constant(f8, [s.lo] * 8), ir.Constant(f8, [s.hi] * 8)
+    zp_v, two = ir.Constant(v8, [s.y_zp] * 8), ir.Constant(v8, [2] * 8)
+    with irb.loop(b, lo, hi, name="it") as it:
+        tx = b.srem(it, i64(tw))
+        rest = b.sdiv(it, i64(tw))
+        ty = b.srem(rest, i64(th))
+        n = b.sdiv(rest, i64(th))
+        with irb.loop(b, 0, -(-s.o // 8), name="ob") as ob:
+            o0 = irb.mul(b, ob, 8)
+            mk = [b.load(irb.gep(b, m, irb.add(b, irb.mul(b, it, s.o16), o0,
+                                               i64(k * ntiles * s.o16)), I32), typ=v8, align=4)
+                  for k in range(16)]
+            t = [[_lincomb(b, WG_AT[i], [mk[r * 4 + c] for r in range(4)]) for c in range(4)]
+                 for i in range(2)]
+            bv = b.load(irb.gep(b, bias, o0, I32), typ=v8, align=4)
+            mv = b.load(irb.gep(b, mult, o0, F32), typ=f8, align=4)
+            for i in range(2):
+                oy = b.add(irb.mul(b, ty, 2), i64(i))
+                for j in range(2):
+                    ox = b.add(irb.mul(b, tx, 2), i64(j))
+                    acc = b.add(b.ashr(_lincomb(b, WG_AT[j], t[i]), two), bv)
+                    r = b.fmul(b.sitofp(acc, f8), mv)
+                    r = b.call(fmin, [b.call(fmax, [b.call(rint, [r]), lo_v]), hi_v])
+                    q = b.trunc(b.add(b.fptosi(r, v8), zp_v), irb.vec(8, I8T))
+                    inside = b.and_(b.icmp_signed("<", oy, i64(oh)),
+                                    b.icmp_signed("<", ox, i64(ow)))
+                    with b.if_then(inside):
+                        pix = irb.add(b, irb.mul(b, oy, ow), ox)
+                        for lane in range(8):
+                            o = b.add(o0, i64(lane))
+                            idx = irb.add(b, irb.mul(b, n, s.o * oh * ow), irb.mul(b, o, oh * ow),
+                                          pix)
+                            val = b.extract_element(q, ir.Constant(I32, lane))
+                            if s.o % 8 == 0:
+                                irb.store(b, val, y, idx)
+                                continue
+                            with b.if_then(b.icmp_signed("<", o, i64(s.o))):
+                                irb.store(b, val, y, idx)
+    b.ret_void()
+
+
+def _winograd_ok(xs_: tuple, w: np.ndarray, groups: int, strides: tuple, dil: tuple) -> bool:
+    """3x3, stride 1, no dilation, one group, channels in whole vectors, and 4 Y within int32."""
+    if (len(xs_) != 4 or groups != 1 or w.shape[2:] != (3, 3) or tuple(strides) != (1, 1)
+            or tuple(dil) != (1, 1) or xs_[1] % WG_VEC):
+        return False
+    return 4 * 255 * int(np.abs(w.astype(np.int64)).sum(axis=(1, 2, 3)).max()) < 2**31
+
+
+def _lower_winograd(node: Node, ctx: LowerCtx, w: np.ndarray, x_zp: int, bias_p: np.ndarray,
+                    mult_p: np.ndarray, spec: QGemmSpec, pads: tuple) -> None:
+    x, out = node.inputs[0], node.output
+    n, c, h, wd = shape(x)
+    _, o, oh, ow = shape(out)
+    tiles = (-(-oh // 2), -(-ow // 2))
+    nt = n * tiles[0] * tiles[1]
+    u = np.einsum("ai,ocij,bj->aboc", WG_G2, w.astype(np.int64), WG_G2).reshape(16 * o, c)
+    xt = ctx.alloc(n * h * wd * c * 2)
+    ctx.call(ToNhwcSpec(x.type.dtype == "i8", c, h * wd), emit_to_nhwc, [ctx.buf(x), xt],
+             n * h * wd, work=n * h * wd * c)
+    v = ctx.alloc(16 * nt * c * 2)
+    ctx.call(WinoInSpec(n, c, (h, wd), tiles, (pads[0], pads[1])), emit_wino_input,
+             [xt, ctx.const(np.full(c, x_zp, np.int16)), v], nt, work=nt * c * 16)
+    gspec = replace(spec, groups=16, p=nt, kp=c, raw=True)
+    m = ctx.alloc(16 * nt * gspec.o16 * 4)
+    ctx.call(gspec, emit_qgemm, [v, ctx.const(_pack(u.astype(np.int16), 16, o, c)),
+                                 ctx.const(bias_p), ctx.const(mult_p), m],
+             16 * (gspec.o16 // NR) * -(-nt // MR), work=16 * nt * gspec.o16 * c)
+    ctx.call(WinoOutSpec(n, o, gspec.o16, (oh, ow), tiles, spec.y_zp, spec.lo, spec.hi),
+             emit_wino_output, [m, ctx.const(bias_p), ctx.const(mult_p), ctx.buf(out)], nt,
+             work=nt * gspec.o16 * 16)
 
 
 def _const(node: Node, i: int) -> np.ndarray:
@@ -430,17 +678,25 @@ def lower_qlinear_conv(node: Node, ctx: LowerCtx) -> None:
     k = cg * math.prod(w.shape[2:])
     kp = k + k % 2
     x_zp = int(_const(node, 2).reshape(-1)[0])
-    w2 = w.reshape(cout, k)
+    # K tap-major (k = tap * cg + c), the order emit_im2col_nhwc writes
+    w2 = np.ascontiguousarray(w.reshape(cout, cg, -1).transpose(0, 2, 1)).reshape(cout, k)
     bias_p, mult_p, y_zp, lo, hi, y_signed = _epilogue_consts(node, w2, groups, og, x_zp)
     p = math.prod(os_[2:])
+    spec = QGemmSpec(groups, p, og, kp, y_signed, y_zp, lo, hi, y_pix_stride=1, y_chan_stride=p,
+                     y_batch_stride=og * p)
+    if _winograd_ok(xs_, w, groups, strides, dil):
+        _lower_winograd(node, ctx, w, x_zp, bias_p, mult_p, spec, pads)
+        return
     n = xs_[0]
+    plane = math.prod(xs_[2:])
+    xt = ctx.alloc(n * groups * plane * cg * 2)
+    ctx.call(ToNhwcSpec(x.type.dtype == "i8", cg, plane), emit_to_nhwc, [ctx.buf(x), xt],
+             n * groups * plane, work=n * groups * plane * cg)
     cols = ctx.alloc(n * groups * p * kp * 2)
     ctx.call(Im2ColSpec(x.type.dtype == "i8", groups, cg, tuple(xs_[2:]), tuple(os_[2:]),
                         tuple(w.shape[2:]), tuple(strides), tuple(pads[:nsp]), tuple(dil), x_zp,
                         kp),
-             emit_im2col, [ctx.buf(x), cols], n * groups * p, work=n * groups * p * kp)
-    spec = QGemmSpec(groups, p, og, kp, y_signed, y_zp, lo, hi, y_pix_stride=1, y_chan_stride=p,
-                     y_batch_stride=og * p)
+             emit_im2col_nhwc, [xt, cols], n * groups * p, work=n * groups * p * kp)
     _gemm_call(ctx, spec, cols, w2, groups, og, kp, bias_p, mult_p, out, n * groups)
 
 

@@ -106,3 +106,46 @@ def test_output_tiles_smaller_than_array_are_exact() -> None:
     got = run_functional(prog, cfg, xq)
     for name in qm.outputs:
         np.testing.assert_array_equal(got[name], ref[name], err_msg=name)
+
+
+@pytest.mark.parametrize("pads", [(0, 0, 0, 0), (1, 1, 0, 0), (0, 0, 1, 1)])
+@pytest.mark.parametrize("mode", ["max", "avg"])
+def test_vpu_pool_split_into_pixel_boxes_is_exact(mode: str, pads: tuple[int, ...]) -> None:
+    """A 1-channel pool with 3 output rows on 4 cores: no channel x row grid is balanced, so
+    each core pools a run of output pixels (boxes with their own top/left padding)."""
+    from lwc.backends.accel.qmodel import QModel, QPool, QTensor, out_hw
+
+    oh, ow = out_hw(6, 7, 2, 2, (2, 2), pads, (1, 1))
+    t = {"x": QTensor("x", (1, 1, 6, 7), 0.05), "y": QTensor("y", (1, 1, oh, ow), 0.05)}
+    qm = QModel(t, [QPool("pool", "x", "y", mode, (2, 2), (2, 2), pads, 1 << 14, 16)], "x", ["y"])
+    cfg = _vpu(4, 4, 0)
+    prog = lower(qm, cfg)
+    cfgs = [i for i in prog.instrs if i.op == "pcfg"]
+    assert any(i.field("ow") < ow for i in cfgs) and len({i.core for i in cfgs}) == 4
+    xq = np.random.default_rng(3).integers(-128, 128, (1, 1, 6, 7), dtype=np.int8)
+    np.testing.assert_array_equal(run_functional(prog, cfg, xq)["y"], run_reference(qm, xq)["y"])
+
+
+@pytest.mark.parametrize("cores, nout", [(4, 3), (6, 1), (5, 4)])
+def test_vpu_gemm_split_over_k_is_exact(cores: int, nout: int) -> None:
+    """A GEMM with fewer outputs than cores: each core sums a K slice into int32 partials, a
+    barrier, then the owners of the outputs reduce, requantise and store them."""
+    qm = random_qmodel(11, 3, 8, 8, 9, 3, 1, 1, 1, 3)
+    fc = qm.layers[-1]
+    rng = np.random.default_rng(cores)
+    fc.w = rng.integers(-127, 128, (nout,) + fc.w.shape[1:]).astype(np.int8)
+    fc.bias = rng.integers(-3000, 3000, nout).astype(np.int32)
+    fc.mult = rng.integers(1 << 14, 1 << 15, nout).astype(np.int32)
+    fc.shift = np.full(nout, 22, np.int32)  # outputs mostly inside int8, not clamped
+    qm.tensors["fc"].shape = (1, nout, 1, 1)
+    cfg = _vpu(cores, 4, 64)
+    prog = lower(qm, cfg)
+    last = len(qm.layers) - 1
+    ops = [i.op for i in prog.instrs if i.layer == last]
+    assert ops.count("storeacc") == cores and ops.count("vsum") == nout
+    assert ops.count("sync") == 2 * cores  # layer start and the barrier before the reduction
+    xq = np.random.default_rng(5).integers(-128, 128, qm.tensors["x"].shape, dtype=np.int8)
+    got, ref = run_functional(prog, cfg, xq), run_reference(qm, xq)
+    assert ((ref["fc"] > -128) & (ref["fc"] < 127)).mean() >= 0.5  # sums are not saturated
+    for name in qm.outputs:
+        np.testing.assert_array_equal(got[name], ref[name], err_msg=name)

@@ -23,12 +23,17 @@ def accesses(ins: Instr, pc: dict[str, int]) -> tuple[list, list]:
     f = ins.as_dict()
     op = ins.op
     if op == "load":
-        buf = {Buf.ACT: ACT, Buf.WGT: WGT, Buf.PARAM: PAR}[Buf(f["buf"])]
+        buf = {Buf.ACT: ACT, Buf.WGT: WGT, Buf.PARAM: PAR, Buf.ACC: ACC}[Buf(f["buf"])]
         return [], [(buf, f["dst"], f["dst"] + f["rows"] * f["cols"])]
     if op == "loadi":
         return [], [(ACT, f["dst"], f["dst"] + f["rows"] * f["cols"])]
     if op == "store":
         return [(ACT, f["src"], f["src"] + f["rows"] * f["cols"])], []
+    if op == "storeacc":
+        return [(ACC, f["src"], f["src"] + f["rows"] * f["cols"])], []
+    if op == "vsum":
+        return ([(ACC, f["src"], f["src"] + f["n"] * f["parts"])],
+                [(ACC, f["dst"], f["dst"] + f["n"])])
     if op == "matmul":
         m, k, n = f["m"], f["k"], f["n"]
         acc = (ACC, f["acc"], f["acc"] + m * n)
@@ -109,3 +114,48 @@ def test_the_detector_sees_a_third_token_overrun_two_buffer_halves(monkeypatch) 
     monkeypatch.setattr(timing, "INITIAL_TOKENS", 3)
     found, _ = races(shared_program("squeezenet1_1", "edge-16x16"), load_accel("edge-16x16"))
     assert found
+
+
+def dram_races(prog, cfg) -> tuple[list[str], int]:
+    """Cross-core DRAM read-after-write races of a K-split GEMM: every load of partial sums
+    (``load buf=ACC``) must start after each ``storeacc`` that wrote words it reads has ended."""
+    rep = simulate(prog, cfg, functional=False, trace=True)
+    written: list[tuple[set[int], int, Instr]] = []
+    found: list[str] = []
+    pairs = 0
+    for ins, row in zip(prog.instrs, rep.trace):
+        f = ins.as_dict()
+        if ins.op not in ("storeacc", "load") or (ins.op == "load" and f["buf"] != Buf.ACC):
+            continue
+        words = {f["dram"] // 4 + r * f["rstride"] + c * f["cstride"]
+                 for r in range(f["rows"]) for c in range(f["cols"])}
+        if ins.op == "storeacc":
+            written.append((words, row.end, ins))
+            continue
+        for w_words, end, w_ins in written:
+            if words & w_words:
+                pairs += w_ins.core != ins.core
+                if row.start < end:
+                    found.append(f"RAW race: {ins} starts at {row.start} < {end} ({w_ins})")
+    return found, pairs
+
+
+@pytest.mark.parametrize("accel", ["myriad-x-like", "myriad-2-like"])
+def test_k_split_reduction_waits_for_every_core(accel: str) -> None:
+    cfg = load_accel(accel)
+    prog = shared_program("digits_lenet5", accel)
+    found, pairs = dram_races(prog, cfg)
+    assert not found, found[:3]
+    assert pairs >= cfg.vpu.cores - 1  # partial sums really cross cores
+    # without the barrier the reduction would read partial sums still being written
+    li = max(i.layer for i in prog.instrs if i.op == "vsum")
+    started: set[int] = set()  # cores whose layer-start sync was kept
+    kept = []
+    for ins in prog.instrs:
+        if ins.op == "sync" and ins.layer == li:
+            if ins.core in started:
+                continue
+            started.add(ins.core)
+        kept.append(ins)
+    bad = type(prog)(prog.accel, kept, prog.layers, prog.dram_init, prog.inputs, prog.outputs)
+    assert dram_races(bad, cfg)[0]

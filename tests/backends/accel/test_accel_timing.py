@@ -5,6 +5,7 @@ issue 6 (scratchpad per tile, balance across cores, Myriad 2 slower than Myriad 
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 
 import pytest
@@ -20,7 +21,6 @@ from lwc.backends.accel.lower import lower
 from lwc.backends.accel.program import LayerInfo, Program
 from lwc.backends.accel.report import LAYER_KEYS, SUM_KEYS, TOTAL_KEYS
 from lwc.backends.accel.timing import (INITIAL_TOKENS, array_cycles, gemm_folds, time_program)
-from lwc.backends.accel.vpu import imbalance
 
 SYSTOLIC = ("tpu-v1", "edge-16x16", "eyeriss-like")
 VPUS = ("myriad-x-like", "myriad-2-like")
@@ -196,21 +196,36 @@ def test_timing_does_not_depend_on_running_the_data() -> None:
     assert a == b
 
 
+def busy_per_core(prog, accel: str) -> dict[int, list[int]]:
+    """Compute-queue busy cycles per layer and core, re-derived from the timing trace."""
+    rep = simulate(prog, accel, functional=False, trace=True)
+    cores = load_accel(accel).vpu.cores
+    busy: dict[int, list[int]] = defaultdict(lambda: [0] * cores)
+    for row in rep.trace:
+        if row.queue == "compute":
+            busy[row.layer][row.core] += row.end - row.start
+    return busy
+
+
 @pytest.mark.parametrize("name", MODELS)
 def test_vpu_tiles_fit_scratchpad_and_work_is_balanced(name: str) -> None:
-    balanced = 0
+    """Every layer: the busiest core is busy at most 10% longer than the mean, rounded up to a
+    whole cycle (no split can beat that: a layer of 50 lane-cycles on 16 cores needs 4 on some
+    core). LeNet's 10-way classifier only gets there by splitting K over the cores."""
     for accel in VPUS:
         cfg = load_accel(accel)
         plan = buffer_plan(cfg)
         prog = shared_program(name, accel)
-        for info in prog.layers:
+        busy = busy_per_core(prog, accel)
+        assert set(busy) == set(range(len(prog.layers)))  # every layer computes on some core
+        for li, info in enumerate(prog.layers):
             assert 0 < info.max_tile_bytes <= plan.tile_budget <= cfg.vpu.slice_bytes, info.name
             assert len(info.core_work) == cfg.vpu.cores
-            # a split axis with >= 10 units per core can always be balanced within 10%
-            if info.split_units >= 10 * cfg.vpu.cores:
-                assert imbalance(info.core_work) <= 1.10, (accel, info.name, info.core_work)
-                balanced += 1
-    assert balanced > 0  # the claim is not vacuous
+            b = busy[li]
+            assert max(b) / math.ceil(sum(b) / len(b)) <= 1.10, (accel, info.name, b)
+            if info.gemm[1] and info.gemm[1] * info.gemm[0] < cfg.vpu.cores:  # too few outputs
+                ops = {i.op for i in prog.instrs if i.layer == li}
+                assert {"storeacc", "vsum"} <= ops, (accel, info.name)
 
 
 @pytest.mark.parametrize("name", MODELS)

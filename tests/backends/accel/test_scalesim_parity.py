@@ -7,9 +7,6 @@ tests/data/scalesim/regen.py; the layers and the command are in its docstring an
 from __future__ import annotations
 
 import csv
-import os
-import subprocess
-import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -27,8 +24,7 @@ from lwc.model_io import load_model
 REPO = Path(__file__).resolve().parents[3]
 DATA = REPO / "tests" / "data" / "scalesim"
 MODELS = REPO.parent / "shared" / "models"
-RUNNER = REPO / "backends" / "accel" / "scalesim_runner.py"
-GOLDEN_MAX_CYCLES = 329470
+GOLDEN_MAX_CYCLES = 1850238
 """regen.py runs jobs cheapest first; golden.csv has every (layer, array, dataflow) whose SCALE-Sim
 run is at most this many cycles (docs/accelerator.md lists the longer runs left out: 20 min to
 hours each of SCALE-Sim on the shared 2-core machine)."""
@@ -96,7 +92,7 @@ def test_golden_covers_every_layer_of_both_models() -> None:
                             <= GOLDEN_MAX_CYCLES:
                         missing.append(key)
     assert not missing
-    assert covered >= 219
+    assert covered >= 239
 
 
 def test_depthwise_dp_rows_expand_like_scalesim(tmp_path: Path) -> None:
@@ -146,28 +142,3 @@ def test_compat_is_the_timing_models_fold_cost_minus_one(m: int, n: int, k: int,
     """Two independent implementations (this module and timing.py's per-fold cost) agree."""
     assert compat_layer("x", m, n, k, rows, cols, df).compute_cycles == \
         array_cycles(m, k, n, rows, cols, df)[0] - 1
-
-
-def _scalesim_python() -> str | None:
-    py = os.environ.get("LWC_SCALESIM_PYTHON", "/tmp/scalesim-venv/bin/python")
-    return py if Path(py).is_file() else None
-
-
-@pytest.mark.skipif(_scalesim_python() is None, reason="SCALE-Sim venv not installed (golden.csv "
-                    "tests above cover parity without it)")
-@pytest.mark.parametrize("df", ["ws", "os", "is"])
-def test_live_scalesim_small_layer(tmp_path: Path, df: str) -> None:
-    """Run the real SCALE-Sim CLI path (not the lean runner) on a ragged layer."""
-    import json
-
-    lyr = TopoLayer("ragged", 7, 6, 3, 2, 3, 5, 2)
-    write_topology([lyr], tmp_path / "t.csv")
-    (tmp_path / "c.cfg").write_text(ScaleSimConfig("live", 4, 3, df, 16, 16, 8, 10).cfg_text())
-    res = subprocess.run([_scalesim_python(), str(RUNNER), str(tmp_path / "c.cfg"),
-                          str(tmp_path / "t.csv"), str(tmp_path / "out")],
-                         capture_output=True, text=True, timeout=120, check=True)
-    got = json.loads(res.stdout.strip().splitlines()[-1])["layers"][0]
-    want = simulate_topology(tmp_path / "t.csv", tmp_path / "c.cfg", compat=True).layers[0]
-    assert got["total_cycles"] == want.total_cycles
-    assert got["mapping_eff"] == pytest.approx(100 * want.mapping_efficiency)
-    assert got["overall_util"] == pytest.approx(100 * want.utilization)

@@ -104,6 +104,37 @@ def test_int8_conv_with_a_large_reduction_and_saturating_outputs() -> None:
     assert (out == -128).any() and (out == 127).any()
 
 
+@SETTINGS
+@given(st.integers(1, 2), st.sampled_from([16, 32]), st.integers(1, 40), st.integers(1, 9),
+       st.integers(1, 9), st.tuples(*[st.integers(0, 3)] * 4), st.sampled_from(ACTS),
+       st.sampled_from([np.int8, np.uint8]), st.sampled_from([np.int8, np.uint8]), st.booleans(),
+       st.sampled_from([1, 2]), st.integers(0, 1000))
+def test_int8_winograd_conv_is_bit_exact(n: int, cin: int, cout: int, h: int, w_: int,
+                                         pads: tuple[int, ...], act: str, xdt: type, ydt: type,
+                                         bias: bool, threads: int, seed: int) -> None:
+    """3x3 stride-1 convs with whole 16-channel vectors take the integer Winograd F(2x2, 3x3)
+    path: odd output sizes (partial tiles), asymmetric pads, channel counts off the 8/16 lanes,
+    work split over threads."""
+    from lwc.backends.llvm.kernels.int8 import _winograd_ok
+
+    if h + pads[0] + pads[2] < 3 or w_ + pads[1] + pads[3] < 3:
+        h, w_ = 3, 3
+    w = np.random.default_rng(seed).integers(-127, 128, (cout, cin, 3, 3)).astype(np.int8)
+    assert _winograd_ok((n, cin, h, w_), w, 1, (1, 1), (1, 1))
+    g = _qgraph("qlinear_conv", (n, cin, h, w_), xdt, w, cout,
+                {"pads": pads, "act": act, "clip_min": -0.5, "clip_max": 1.5}, ydt, seed,
+                bias=bias)
+    check_graph(g, _feeds(g, seed), threads=threads)
+
+
+def test_winograd_is_refused_where_its_scaled_sums_could_overflow_int32() -> None:
+    from lwc.backends.llvm.kernels.int8 import _winograd_ok
+
+    ok, big = (np.full((2, c, 3, 3), 127, np.int8) for c in (1840, 1872))
+    assert _winograd_ok((1, 1840, 4, 4), ok, 1, (1, 1), (1, 1))
+    assert not _winograd_ok((1, 1872, 4, 4), big, 1, (1, 1), (1, 1))
+
+
 def test_int8_kernels_refuse_asymmetric_weights() -> None:
     g = _qgraph("qlinear_gemm", (2, 4), np.int8, np.ones((3, 4), np.int8), 3, {"trans_b": True},
                 np.int8, seed=0)

@@ -63,6 +63,21 @@ def test_xnor_conv_wide_word_paths(c: int, ternary: bool) -> None:
     assert np.array_equal(got, want)
 
 
+@pytest.mark.parametrize("o", [4, 8, 24])
+@pytest.mark.parametrize(("c", "stride", "pad"), [(256, 1, 1), (70, 2, 2), (5, 1, 0)])
+def test_xnor_conv_lane_blocked_path(o: int, c: int, stride: int, pad: int) -> None:
+    """Binary input with O a multiple of 4: the lane-blocked Harley-Seal kernel (one block or
+    pairs of blocks; interior pixels from the parity forms, border pixels
+    masked), against the interpreter."""
+    rng = np.random.default_rng(o * 1000 + c)
+    attrs = {"strides": (stride, stride), "pads": (pad, pad, pad, pad)}
+    g = _conv_graph(1, c, o, (6, 7), 3, attrs, o != 8, rng)
+    x = rng.standard_normal((1, c, 6, 7)).astype(np.float32)
+    x[0, :, 2, 3] = 0.0  # sign(0) = +1
+    got, want = _run_both(g, {"x": x})
+    assert np.array_equal(got, want)
+
+
 @settings(max_examples=8)
 @given(k=st.integers(1, 300), o=st.integers(1, 6), ternary=st.booleans(),
        seed=st.integers(0, 2**31 - 1))
