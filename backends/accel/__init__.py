@@ -33,12 +33,14 @@ __all__ = ["AccelConfig", "AccelConfigError", "LAYER_KEYS", "LayerReport", "Prog
 Accel = str | Path | AccelConfig
 
 
-def quantize_model(graph: Graph, calib: Sequence[Mapping[str, np.ndarray]] | None = None) -> QModel:
+def quantize_model(graph: Graph, calib: Sequence[Mapping[str, np.ndarray]] | None = None,
+                   method: str = "max") -> QModel:
     """The int8 model the accelerator runs (symmetric per-channel weights, per-tensor
-    activations calibrated on ``calib``, default one seeded random input)."""
+    activations calibrated on ``calib``, default one seeded random input; ``method``: ``max``
+    (max |x|), ``percentile`` or ``entropy`` (via ``passes.compress.calibrate``))."""
     from lwc.backends.accel.quantize import quantize_graph
 
-    return quantize_graph(graph, list(calib) if calib else None)
+    return quantize_graph(graph, list(calib) if calib else None, method)
 
 
 def compile_accel(graph: Graph | QModel, accel: Accel,

@@ -1,7 +1,8 @@
 """Float IR graph -> int8 ``QModel``: fold batch norms, fuse activations, calibrate, quantise.
 
 A simple post-training scheme kept inside this backend: symmetric per-tensor activation scales
-(max |x| / 127 over the calibration inputs, taken after the fused activation) and symmetric
+(range / 127 over the calibration inputs, taken after the fused activation; the range is max |x|
+by default, or a percentile / entropy threshold from ``passes.compress.calibrate``) and symmetric
 per-output-channel weight scales; biases become int32 at scale s_x * s_w. Reshape-like ops are
 aliases (NCHW bytes do not move), so ``flatten`` before a ``gemm`` costs nothing.
 """
@@ -14,7 +15,7 @@ import numpy as np
 
 from lwc.backends.accel.qmodel import (QAdd, QConcat, QConv, QModel, QPool, QTensor,
                                        quant_multiplier)
-from lwc.errors import UnsupportedOpError
+from lwc.errors import InputError, UnsupportedOpError
 from lwc.interp import interpret, random_inputs
 from lwc.ir.core import Graph, Node, Value
 from lwc.ops.registry import get_op
@@ -233,10 +234,32 @@ def pads_sum(lyr: QPool, axis: int) -> int:
     return lyr.pads[axis] + lyr.pads[axis + 2]
 
 
-def calibration_ranges(graph: Graph, inputs: list[Mapping[str, np.ndarray]]) -> dict[str, float]:
-    """max |value| of every graph value over the calibration inputs (via the interpreter)."""
+METHODS = ("max", "percentile", "entropy")
+
+
+def calibration_ranges(graph: Graph, inputs: list[Mapping[str, np.ndarray]],
+                       method: str = "max") -> dict[str, float]:
+    """Symmetric range (the scale is range / 127) of every float graph value over the
+    calibration inputs: ``max`` is max |x| (via the interpreter); ``percentile`` and ``entropy``
+    reuse ``passes.compress.calibrate`` (99.99th percentile of |x|, TensorRT's KL search) and
+    take max(|lo|, |hi|) of the range it calibrates."""
+    if method not in METHODS:
+        raise InputError(f"unknown accelerator calibration method {method!r}; known: "
+                         f"{', '.join(METHODS)}")
     from threadpoolctl import threadpool_limits
 
+    if method != "max":
+        from lwc.passes.compress.calibrate import collect_stats, tensor_range
+
+        name = graph.inputs[0].name
+        batches = [np.asarray(feed[name]) for feed in inputs]
+        with threadpool_limits(1, user_api="blas"):
+            stats = collect_stats(graph, batches, histogram=True)
+        out: dict[str, float] = {}
+        for k, st in stats.items():
+            lo, hi = tensor_range(st, method)
+            out[k] = max(abs(lo), abs(hi))
+        return out
     ranges: dict[str, float] = {}
     for feed in inputs:
         with threadpool_limits(1, user_api="blas"):  # mid-sized GEMMs: one thread is faster
@@ -247,13 +270,15 @@ def calibration_ranges(graph: Graph, inputs: list[Mapping[str, np.ndarray]]) -> 
     return ranges
 
 
-def quantize_graph(graph: Graph, calib: list[Mapping[str, np.ndarray]] | None = None) -> QModel:
-    """Quantise a float graph with one float input for the accelerator."""
+def quantize_graph(graph: Graph, calib: list[Mapping[str, np.ndarray]] | None = None,
+                   method: str = "max") -> QModel:
+    """Quantise a float graph with one float input for the accelerator; ``method`` picks the
+    activation calibration (``METHODS``)."""
     if len(graph.inputs) != 1:
         raise UnsupportedOpError(f"graph @{graph.name}: the accelerator lowering takes exactly "
                                  f"one input, got {len(graph.inputs)}")
     calib = calib or [random_inputs(graph, seed=0)]
-    b = _Builder(graph, calibration_ranges(graph, calib))
+    b = _Builder(graph, calibration_ranges(graph, calib, method))
     b.new_tensor(graph.inputs[0])
     handlers = {"conv": b.conv_like, "gemm": b.conv_like, "matmul": b.conv_like, "add": b.add,
                 "max_pool": b.pool, "avg_pool": b.pool, "global_avg_pool": b.pool,

@@ -56,7 +56,8 @@ def lower_graph(graph: Graph, target: Target, inplace: bool = True) -> Program:
     from lwc.backends.llvm.kernels.tensor import copy_value
 
     al = memplan.plan_aliases(graph, inplace=inplace)
-    ctx = LowerCtx(target.vector_width, target.num_vector_regs, inplace_concat=al.inplace_concat)
+    ctx = LowerCtx(target.vector_width, target.num_vector_regs, inplace_concat=al.inplace_concat,
+                   features=frozenset(target.features.split(",")))
     for t, node in enumerate(graph.nodes):
         ctx.step, ctx.node = t, node
         if node.op in memplan.VIEW_OPS:

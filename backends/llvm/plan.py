@@ -82,6 +82,8 @@ class LowerCtx:
     vw: int
     nregs: int
     inplace_concat: set[int] = field(default_factory=set)
+    features: frozenset[str] = frozenset()
+    """target features as LLVM spells them (``+avx2``, ...), for kernels with ISA-specific paths."""
     """ids of concat nodes whose inputs were placed in the output by the memory planner."""
     calls: list[Call] = field(default_factory=list)
     consts: list[np.ndarray] = field(default_factory=list)

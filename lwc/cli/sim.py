@@ -58,6 +58,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-i", "--input", metavar="X.npz|X.npy",
                    help="float input to run (an .npz keyed by input name, or an .npy); also "
                    "used to calibrate the quantisation of a MODEL (default: seeded random)")
+    p.add_argument("--calibration", choices=("max", "percentile", "entropy"), default="max",
+                   help="activation range of a MODEL's int8 quantisation: max |x| (default), "
+                   "the 99.99th percentile of |x|, or TensorRT's KL-entropy threshold")
     p.add_argument("--check", action="store_true",
                    help="compare the outputs bit for bit with the int8 reference semantics "
                    "(MODEL only); exit 1 on any difference")
@@ -93,6 +96,9 @@ def run(args: argparse.Namespace) -> int:
     if args.model.endswith(".lasm"):
         if args.check:
             raise InputError("lwc sim: --check needs a MODEL (a .lasm has no reference)")
+        if args.calibration != "max":
+            raise InputError("lwc sim: --calibration needs a MODEL (a .lasm is already "
+                             "quantised)")
         target: Any = Program.load(args.model)
         if args.input:
             inputs = _read_float_input(args.input)
@@ -103,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
             from lwc.cli.run import read_inputs
             calib = [read_inputs(graph, args.input)]
             inputs = calib[0]
-        qm = quantize_model(graph, calib)
+        qm = quantize_model(graph, calib, method=args.calibration)
         target = compile_accel(qm, cfg)
         check = qm
     compile_s = time.perf_counter() - t0

@@ -19,13 +19,16 @@ Fast path (binary input, O a multiple of 4; see ``_xnor_blocked``): four output 
 <4 x i64> vector, weights as ``[O/4, taps*CW, 4]``, the pixel's words stored 4 times side by
 side, and the words summed by carry-save adders (Harley-Seal) so that only one vector per bit
 weight is popcounted; the first adder level is computed from xor-linear forms of the words
-(``parity_forms``). On the 256->256 3x3
+(``parity_forms``); border pixels zero their padded taps' x words and subtract the filters'
+ones there (``tap_popcounts``); on AVX2 the bit counts use ``vpshufb`` weight tables and
+``vpsadbw`` lane sums. On the 256->256 3x3
 14x14 conv (``benchmarks/bench_xnor.py``) this is about 1.25x faster than one xor + byte-wise
 popcount per vector; ``docs/compression.md`` has the measured ratios.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -140,6 +143,8 @@ class XnorSpec:
     DW: int
     ternary: bool
     alpha: bool
+    avx2: bool = False
+    """x86 with AVX2: the blocked kernel counts with ``vpshufb`` weight tables and ``vpsadbw``."""
 
 
 def emit_xnor(module: ir.Module, name: str, s: XnorSpec) -> None:
@@ -150,11 +155,12 @@ def emit_xnor(module: ir.Module, name: str, s: XnorSpec) -> None:
     when CW is a multiple of 4; pixels whose taps all lie inside the input take a branch without
     the padding masks."""
     fn, b, (args, lo, hi) = irb.kernel_function(module, name)
-    ptrs = [irb.arg_ptr(b, args, k) for k in range(3 + s.ternary + s.alpha + blocked(s))]
+    ptrs = [irb.arg_ptr(b, args, k) for k in range(3 + s.ternary + s.alpha + 2 * blocked(s))]
     sp = ptrs.pop(0)
     mp = ptrs.pop(0) if s.ternary else None
     wp = ptrs.pop(0)
     wfp = ptrs.pop(0) if blocked(s) else None
+    pwp = ptrs.pop(0) if blocked(s) else None
     ap = ptrs.pop(0) if s.alpha else None
     out = ptrs.pop(0)
     cw = -(-s.C // 64)
@@ -207,7 +213,7 @@ def emit_xnor(module: ir.Module, name: str, s: XnorSpec) -> None:
                 valid = b.add(valid, b.select(ok, i64(s.C), i64(0)))
                 allok = b.and_(allok, ok)
             if blocked(s):
-                _xnor_blocked(b, s, sp, wp, wfp, ap, out, tapinfo, allok, valid, n, oh, ow)
+                _xnor_blocked(b, s, sp, wfp, pwp, ap, out, tapinfo, allok, valid, n, oh, ow)
             elif not unrolled:
                 _xnor_rolled(b, s, sp, mp, wp, tapinfo, valid, n, oh, ow, ctpop1, store_out)
             else:
@@ -291,13 +297,22 @@ def weight_forms(wl: np.ndarray) -> np.ndarray:
     return np.stack([np.bitwise_xor.reduce(wl[:, list(f), :], axis=1) for f in forms], axis=1)
 
 
+def tap_popcounts(wl: np.ndarray, cw: int) -> np.ndarray:
+    """[OB, taps*cw, LANES] blocked weight words -> [OB, taps, LANES] int32 ones per tap: what a
+    padded tap (x words 0) adds to the count, subtracted again on border pixels."""
+    ob, nw, lanes = wl.shape
+    bits = np.unpackbits(np.ascontiguousarray(wl).view(np.uint8), axis=None)
+    ones = bits.reshape(ob, nw, lanes, 64).sum(axis=3, dtype=np.int32)
+    return np.ascontiguousarray(ones.reshape(ob, nw // cw, cw, lanes).sum(axis=2, dtype=np.int32))
+
+
 def _csa(b: ir.IRBuilder, x: ir.Value, y: ir.Value, z: ir.Value) -> tuple[ir.Value, ir.Value]:
     """Carry-save adder: bitwise x + y + z = lo + 2*hi."""
     u = b.xor(x, y)
     return b.xor(u, z), b.or_(b.and_(x, y), b.and_(u, z))
 
 
-def _xnor_blocked(b: ir.IRBuilder, s: XnorSpec, sp, wp, wfp, ap, out, tapinfo, allok, valid,
+def _xnor_blocked(b: ir.IRBuilder, s: XnorSpec, sp, wfp, pwp, ap, out, tapinfo, allok, valid,
                   n, oh, ow) -> None:  # noqa: ANN001
     """LANES output channels at once, lane l of every vector = output channel 4*ob + l.
 
@@ -305,12 +320,17 @@ def _xnor_blocked(b: ir.IRBuilder, s: XnorSpec, sp, wp, wfp, ap, out, tapinfo, a
     as [O/4, taps*CW, 4], so word k of the pixel xor-ed with word k of 4 filters is one vector
     op. The taps*CW xor vectors are summed bit-sliced by carry-save adders (Harley-Seal): the
     buckets of weight 2^k keep at most two vectors, so only one vector per weight is
-    popcounted (byte-wise ``ctpop.v32i8``), the counts combined in bytes by doubling (Horner),
-    and summed per 64-bit lane, which is per output channel: no horizontal reduction. Border
-    pixels run the same code with each padded tap's words and-ed with 0. In the interior the
-    first adder level (the running parity and its carries) is computed from parity_forms: the
-    x side per pixel into a stack buffer, the w side precomputed (``wfp``). Output blocks go
-    in pairs (when O/4 is even) so each x-side load serves two blocks.
+    popcounted and summed per 64-bit lane, which is per output channel: no horizontal
+    reduction. Generic targets: byte-wise ``ctpop.v32i8``, the counts combined in bytes by
+    doubling (Horner) and the lanes' bytes summed by SWAR shifts; AVX2 targets (``s.avx2``):
+    ``vpshufb`` nibble lookups in tables pre-scaled by the bucket's weight (no doubling adds)
+    and ``vpsadbw`` for the lane sums. The first adder level (the running parity and its
+    carries) is computed from parity_forms: the x side per pixel into a stack buffer, the w
+    side precomputed (``wfp``). Border pixels take the same path with a padded tap's x words
+    set to 0, so it counts popcount(w) per filter; that is subtracted again from a
+    compile-time table of ones per (filter, tap) (``pwp``), which keeps the cheaper form-based
+    adders on the border too. Output blocks go in pairs (when O/4 is even) so each x-side load
+    serves two blocks.
 
     Tried and not kept (no gain measurable on the shared 2-core znver3 box): a Wallace tree
     instead of the streaming adders (more spills), sweeping a row's pixels per output block so
@@ -333,6 +353,25 @@ def _xnor_blocked(b: ir.IRBuilder, s: XnorSpec, sp, wp, wfp, ap, out, tapinfo, a
             pc = b.call(ctpop8, [b.bitcast(v, v32)])
             acc = pc if acc is None else b.add(b.add(acc, acc), pc)
         return b.bitcast(acc, vt)
+
+    if s.avx2:
+        pshufb = irb.intrinsic(b.module, "llvm.x86.avx2.pshuf.b", v32, [v32, v32])
+        psad = irb.intrinsic(b.module, "llvm.x86.avx2.psad.bw", vt, [v32, v32])
+        zero8 = ir.Constant(v32, [0] * 32)
+        nib = ir.Constant(v32, [0x0F] * 32)
+
+    def weighted(vs: list[ir.Value]) -> ir.Value:
+        """sum 2^i * popcount(vs[i]) per byte by nibble lookups in tables pre-scaled by 2^i
+        (no doubling adds; callers keep it < 256)."""
+        acc = None
+        for i, v in enumerate(vs):
+            tab = ir.Constant(v32, [bin(q % 16).count("1") << i for q in range(32)])
+            lo_ = b.and_(b.bitcast(v, v32), nib)
+            hi_ = b.and_(b.bitcast(b.lshr(v, lconst(4)), v32), nib)
+            for part in (lo_, hi_):
+                pc = b.call(pshufb, [tab, part])
+                acc = pc if acc is None else b.add(acc, pc)
+        return acc
 
     def lane_sum16(v: ir.Value) -> ir.Value:
         """bytes of each 64-bit lane -> 4 16-bit partial sums (SWAR)."""
@@ -359,7 +398,7 @@ def _xnor_blocked(b: ir.IRBuilder, s: XnorSpec, sp, wp, wfp, ap, out, tapinfo, a
     v4 = ir.VectorType(ir.IntType(32), LANES)
     unroll = 2 if s.O % (2 * LANES) == 0 else 1
 
-    def finish(ob: ir.Value, buckets: dict[int, list[ir.Value]]) -> None:
+    def finish(ob: ir.Value, buckets: dict[int, list[ir.Value]], corr: ir.Value | None) -> None:
         """One vector per weight -> popcounts -> 4 outputs of block ``ob``."""
         k = 0
         while k <= max(buckets):  # half adders; a carry leaves weight k+1 at most 3
@@ -372,13 +411,21 @@ def _xnor_blocked(b: ir.IRBuilder, s: XnorSpec, sp, wp, wfp, ap, out, tapinfo, a
         top = max(buckets)
         vecs = [buckets[k][0] if buckets.get(k) else zero for k in range(top + 1)]
         # bytes: weights 1..8 (<= 8*15) and 16..2^top (<= 8*31 for top <= 8)
-        cnt = lane_sum16(horner(vecs[:4]))
-        if top >= 4:
-            cnt = b.add(cnt, b.shl(lane_sum16(horner(vecs[4:])), lconst(4)))
-        cnt = b.add(cnt, b.lshr(cnt, lconst(16)))
-        cnt = b.and_(b.add(cnt, b.lshr(cnt, lconst(32))), lconst(0xFFFF))
+        if s.avx2:  # per-lane byte sums by vpsadbw, no SWAR reduction
+            cnt = b.call(psad, [weighted(vecs[:4]), zero8])
+            if top >= 4:
+                cnt = b.add(cnt, b.shl(b.call(psad, [weighted(vecs[4:]), zero8]), lconst(4)))
+        else:
+            cnt = lane_sum16(horner(vecs[:4]))
+            if top >= 4:
+                cnt = b.add(cnt, b.shl(lane_sum16(horner(vecs[4:])), lconst(4)))
+            cnt = b.add(cnt, b.lshr(cnt, lconst(16)))
+            cnt = b.and_(b.add(cnt, b.lshr(cnt, lconst(32))), lconst(0xFFFF))
+        cnt = b.trunc(cnt, v4)
+        if corr is not None:  # padded taps counted popcount(0 ^ w): take them out
+            cnt = b.sub(cnt, corr)
         dot = b.sub(b.trunc(irb.splat(b, valid, LANES), v4),
-                    b.shl(b.trunc(cnt, v4), ir.Constant(v4, [1] * LANES)))
+                    b.shl(cnt, ir.Constant(v4, [1] * LANES)))
         y = b.sitofp(dot, ir.VectorType(F32, LANES))
         o0 = irb.mul(b, ob, LANES)
         if ap is not None:
@@ -390,25 +437,39 @@ def _xnor_blocked(b: ir.IRBuilder, s: XnorSpec, sp, wp, wfp, ap, out, tapinfo, a
                                           oh), s.OW), ow)
             irb.store(b, b.extract_element(y, ir.Constant(ir.IntType(32), l)), out, oidx)
 
+    ntaps = len(tapinfo)
     for block, masked in ((fast, False), (slow, True)):
         b.position_at_end(block)
-        okms = [b.select(ok, ones, zero) for ok, _ in tapinfo] if masked else []
-        if not masked:  # the pixel's x side of every form, once for all output blocks
-            xs = [xword(k) for k in range(nw)]
-            prefix = [xs[0]]
-            for k in range(1, nw):
-                prefix.append(b.xor(prefix[-1], xs[k]))
-            for f, form in enumerate(forms):
-                if form == tuple(range(len(form))):
-                    v = prefix[len(form) - 1]
-                else:
-                    v = xs[form[0]]
-                    for k in form[1:]:
-                        v = b.xor(v, xs[k])
-                b.store(v, irb.gep(b, xbuf, i64(f), vt), align=32)
+        # the pixel's x side of every form, once for all output blocks; a padded tap's words
+        # are 0, so it counts popcount(w) ones, subtracted per block from ``pwp``
+        xs = [xword(k) for k in range(nw)]
+        if masked:
+            okms = [b.select(ok, ones, zero) for ok, _ in tapinfo]
+            xs = [b.and_(x_, okms[k // cw]) for k, x_ in enumerate(xs)]
+            v4ones, v4zero = ir.Constant(v4, [-1] * LANES), ir.Constant(v4, [0] * LANES)
+            nokms = [b.select(ok, v4zero, v4ones) for ok, _ in tapinfo]
+        prefix = [xs[0]]
+        for k in range(1, nw):
+            prefix.append(b.xor(prefix[-1], xs[k]))
+        for f, form in enumerate(forms):
+            if form == tuple(range(len(form))):
+                v = prefix[len(form) - 1]
+            else:
+                v = xs[form[0]]
+                for k in form[1:]:
+                    v = b.xor(v, xs[k])
+            b.store(v, irb.gep(b, xbuf, i64(f), vt), align=32)
         with irb.loop(b, 0, s.O // (LANES * unroll), name="ob") as obu:
             obs = [b.add(irb.mul(b, obu, unroll), i64(u)) for u in range(unroll)]
             bks: list[dict[int, list[ir.Value]]] = [{} for _ in obs]
+            corrs: list[ir.Value | None] = [None] * unroll
+            if masked:
+                for u, ob in enumerate(obs):
+                    pb = irb.mul(b, ob, ntaps * LANES)
+                    terms = [b.and_(b.load(irb.gep(b, pwp, b.add(pb, i64(t * LANES)),
+                                                   ir.IntType(32)), typ=v4, align=4), nokms[t])
+                             for t in range(ntaps)]
+                    corrs[u] = irb.add(b, *terms) if len(terms) > 1 else terms[0]
 
             def push(u: int, k: int, v: ir.Value) -> None:
                 """Streaming Harley-Seal: a weight's third vector is carry-save added at once."""
@@ -419,37 +480,26 @@ def _xnor_blocked(b: ir.IRBuilder, s: XnorSpec, sp, wp, wfp, ap, out, tapinfo, a
                     bks[u][k] = [lo_]
                     push(u, k + 1, hi_)
 
-            if masked:
-                wbases = [irb.mul(b, ob, nw * LANES) for ob in obs]
-                for t, (_, base) in enumerate(tapinfo):
-                    for j in range(cw):
-                        xv = b.load(irb.gep(b, sp, irb.mul(b, b.add(base, i64(j)), LANES), I64),
-                                    typ=vt, align=8)
-                        for u, wb in enumerate(wbases):
-                            wv = b.load(irb.gep(b, wp, b.add(wb, i64((t * cw + j) * LANES)),
-                                                I64), typ=vt, align=8)
-                            push(u, 0, b.and_(b.xor(xv, wv), okms[t]))
-            else:
-                fbases = [irb.mul(b, ob, nf * LANES) for ob in obs]
+            fbases = [irb.mul(b, ob, nf * LANES) for ob in obs]
 
-                def form(f: int) -> list[ir.Value]:
-                    """Form f for each output block: one x-side load, shared."""
-                    xv = b.load(irb.gep(b, xbuf, i64(f), vt), typ=vt, align=32)
-                    return [b.xor(xv, b.load(irb.gep(b, wfp, b.add(fb, i64(f * LANES)), I64),
-                                             typ=vt, align=8)) for fb in fbases]
+            def form(f: int) -> list[ir.Value]:
+                """Form f for each output block: one x-side load, shared."""
+                xv = b.load(irb.gep(b, xbuf, i64(f), vt), typ=vt, align=32)
+                return [b.xor(xv, b.load(irb.gep(b, wfp, b.add(fb, i64(f * LANES)), I64),
+                                         typ=vt, align=8)) for fb in fbases]
 
-                for m in range(m_count):
-                    p_, q_, r_ = form(3 * m), form(3 * m + 1), form(3 * m + 2)
-                    for u in range(unroll):
-                        push(u, 1, b.xor(b.and_(p_[u], q_[u]), r_[u]))
-                if half:
-                    p_, q_ = form(3 * m_count), form(3 * m_count + 1)
-                    for u in range(unroll):
-                        push(u, 1, b.and_(p_[u], q_[u]))
-                for u, v in enumerate(form(nf - 1)):
-                    push(u, 0, v)
-            for ob, buckets in zip(obs, bks):
-                finish(ob, buckets)
+            for m in range(m_count):
+                p_, q_, r_ = form(3 * m), form(3 * m + 1), form(3 * m + 2)
+                for u in range(unroll):
+                    push(u, 1, b.xor(b.and_(p_[u], q_[u]), r_[u]))
+            if half:
+                p_, q_ = form(3 * m_count), form(3 * m_count + 1)
+                for u in range(unroll):
+                    push(u, 1, b.and_(p_[u], q_[u]))
+            for u, v in enumerate(form(nf - 1)):
+                push(u, 0, v)
+            for ob, buckets, corr in zip(obs, bks, corrs):
+                finish(ob, buckets, corr)
         b.branch(join)
     b.position_at_end(join)
 
@@ -500,6 +550,8 @@ def _lower_xnor(node: Node, ctx: LowerCtx, geom: dict) -> None:
     spec = XnorSpec(c, h, wd, geom["O"], geom["OH"], geom["OW"], geom["KH"], geom["KW"],
                     geom["SH"], geom["SW"], geom["PT"], geom["PL"], geom["DH"], geom["DW"],
                     ternary, alpha is not None)
+    if blocked(spec) and "+avx2" in ctx.features:
+        spec = dataclasses.replace(spec, avx2=True)
     rep = 1
     if blocked(spec):  # [O/4, KH*KW*CW, 4]: word k of 4 filters side by side
         rep = LANES
@@ -517,6 +569,7 @@ def _lower_xnor(node: Node, ctx: LowerCtx, geom: dict) -> None:
     kargs = [signs] + ([mask] if mask is not None else []) + [ctx.const(wbits)]
     if blocked(spec):
         kargs.append(ctx.const(weight_forms(wbits)))
+        kargs.append(ctx.const(tap_popcounts(wbits, cw)))
     if alpha is not None:
         kargs.append(ctx.const(np.asarray(alpha.data, np.float32)))
     kargs.append(ctx.buf(node.output))

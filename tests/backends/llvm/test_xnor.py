@@ -4,6 +4,7 @@ rolled word loops), xnor_gemm, binarize/ternarize/sign_threshold, and a lowered 
 
 from __future__ import annotations
 
+import platform
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +77,20 @@ def test_xnor_conv_lane_blocked_path(o: int, c: int, stride: int, pad: int) -> N
     x[0, :, 2, 3] = 0.0  # sign(0) = +1
     got, want = _run_both(g, {"x": x})
     assert np.array_equal(got, want)
+
+
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="x86 CPU names")
+@pytest.mark.parametrize("mcpu", ["x86-64", None])
+def test_xnor_conv_lane_blocked_generic_and_avx2_counts(mcpu: str | None) -> None:
+    """The blocked kernel's two ways of counting: the generic byte-wise ctpop + SWAR sums (an
+    explicit ``mcpu`` without feature string, as for a cross build) and, on an AVX2 host, the
+    vpshufb weight tables + vpsadbw path; both against the interpreter, border and interior."""
+    rng = np.random.default_rng(7)
+    g = _conv_graph(1, 512, 8, (5, 5), 3, {"pads": (1, 1, 1, 1)}, True, rng)
+    g.verify()
+    x = rng.standard_normal((1, 512, 5, 5)).astype(np.float32)
+    got = llvm_compile(g, mcpu=mcpu).run({"x": x})["y"]
+    assert np.array_equal(got, lwc.interpret(g, {"x": x})["y"])
 
 
 @settings(max_examples=8)
