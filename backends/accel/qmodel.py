@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lwc.ops.conv import conv_out_dim, sliding_windows
+
 MULT_BITS = 15
 """Requantisation multipliers are normalised to [2**14, 2**15): 15 bits of precision, and an
 int32 accumulator times a multiplier stays far inside int64."""
@@ -152,20 +154,17 @@ class QModel:
 def im2col(x: np.ndarray, kh: int, kw: int, strides: tuple[int, int],
            pads: tuple[int, int, int, int], dil: tuple[int, int]) -> np.ndarray:
     """[C, H, W] int8 -> [OH*OW, C*kh*kw] (column order c, i, j), zero padded."""
-    c, h, w = x.shape
+    c = x.shape[0]
     xp = np.pad(x, ((0, 0), (pads[0], pads[2]), (pads[1], pads[3])))
-    oh, ow = out_hw(h, w, kh, kw, strides, pads, dil)
-    i0 = np.arange(oh)[:, None] * strides[0] + np.arange(kh)[None, :] * dil[0]  # oh, kh
-    j0 = np.arange(ow)[:, None] * strides[1] + np.arange(kw)[None, :] * dil[1]  # ow, kw
-    cols = xp[:, i0[:, None, :, None], j0[None, :, None, :]]  # c, oh, ow, kh, kw
+    cols = sliding_windows(xp[None], (kh, kw), strides, dil)[0]  # c, oh, ow, kh, kw
+    oh, ow = cols.shape[1:3]
     return cols.transpose(1, 2, 0, 3, 4).reshape(oh * ow, c * kh * kw)
 
 
 def out_hw(h: int, w: int, kh: int, kw: int, strides: tuple[int, int],
            pads: tuple[int, int, int, int], dil: tuple[int, int]) -> tuple[int, int]:
-    oh = (h + pads[0] + pads[2] - dil[0] * (kh - 1) - 1) // strides[0] + 1
-    ow = (w + pads[1] + pads[3] - dil[1] * (kw - 1) - 1) // strides[1] + 1
-    return oh, ow
+    return (int(conv_out_dim(h, kh, strides[0], pads[0], pads[2], dil[0])),
+            int(conv_out_dim(w, kw, strides[1], pads[1], pads[3], dil[1])))
 
 
 def exact_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:

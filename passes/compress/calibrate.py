@@ -21,7 +21,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.stats import entropy as kl_divergence
 
 from lwc.errors import InputError
 from lwc.interp import interpret
@@ -99,6 +98,8 @@ def entropy_threshold(s: TensorStats, levels: int, max_candidates: int = 160) ->
     """TensorRT's calibration: the T = edge[i] (i >= levels) minimising KL(P_i || Q_i); at most
     ``max_candidates`` evenly spaced i are tried (TensorRT tries every bin; 1/160 of the range
     is fine enough for 8 bits and keeps calibration fast)."""
+    from scipy.stats import entropy as kl_divergence  # scipy.stats takes ~0.7 s to import
+
     hist = s.hist
     if hist.sum() == 0 or s.amax == 0:
         return s.amax

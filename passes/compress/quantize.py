@@ -133,7 +133,7 @@ def unfuse_residual(graph: Graph) -> int:
     return count
 
 
-def _fusable_act(v: Value, graph: Graph) -> tuple[Node, dict[str, Any]] | None:
+def fusable_act(v: Value, graph: Graph) -> tuple[Node, dict[str, Any]] | None:
     """The sole reader of ``v`` when it is relu or clip, as qlinear ``act`` attributes."""
     users = v.users
     if len(users) != 1 or len(v.uses) != 1 or v in graph.outputs:
@@ -272,7 +272,7 @@ class _Quantizer:
     def _add(self, node: Node, rw: Rewriter) -> None:
         """qlinear_add; a sole relu/clip reader is fused (its output range is the add's)."""
         qa, qb = (self.quantized(v, rw) for v in node.inputs)
-        fused = _fusable_act(node.output, self.g)
+        fused = fusable_act(node.output, self.g)
         last = fused[0] if fused else node
         ys, yz = self.params_of(last.output)
         new = rw.create("qlinear_add", qa.q, qa.scale, qa.zp, qb.q, qb.scale, qb.zp, ys, yz,

@@ -25,7 +25,7 @@ from lwc.errors import LwcError
 from lwc.ir.core import Graph
 from lwc.passes.compress.binarize import fold_bn_sign, lower_binary, prepare
 from lwc.passes.compress.container import Encoded, encode_binary, encode_raw, read_lwcz, write_lwcz
-from lwc.passes.compress.recipes import Report, _bad_output, recipe
+from lwc.passes.compress.recipes import Report, bad_output, recipe
 from lwc.train import Adam, Dataset, Trainer
 from lwc.train.trainer import predict
 
@@ -77,7 +77,7 @@ def binary_compress(graph: Graph, data: Dataset, out: Path, scheme: str,
     """Run the recipe for ``scheme`` on ``graph`` (modified in place) and write ``out``."""
     cfg = cfg or BinaryConfig()
     if out.suffix != ".lwcz":
-        raise _bad_output(out, scheme, ".lwcz")
+        raise bad_output(out, scheme, ".lwcz")
     data = data.for_graph(graph)
     float_bytes = _float_bytes(graph)
     before = float((predict(graph, data.x_test).argmax(1) == data.y_test).mean())

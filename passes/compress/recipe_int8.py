@@ -22,9 +22,9 @@ from lwc.ir.core import Graph
 from lwc.ops.registry import get_op
 from lwc.pass_manager import PassManager
 from lwc.passes.compress.calibrate import METHODS, calibrate
-from lwc.passes.compress.quantize import (LayerQuant, _fusable_act, quantizable, quantize_graph,
+from lwc.passes.compress.quantize import (LayerQuant, fusable_act, quantizable, quantize_graph,
                                           unfuse_residual)
-from lwc.passes.compress.recipes import Report, _bad_output, recipe
+from lwc.passes.compress.recipes import Report, bad_output, recipe
 from lwc.train.data import Dataset
 
 CALIB_SAMPLES = 256
@@ -85,7 +85,7 @@ def finetune_qat(graph: Graph, data: Dataset, ranges: dict[str, tuple[float, flo
                 if node.op == "gemm" else False
             axis = 0 if node.op == "conv" or trans_b else 1
             transforms[node.inputs[1].name] = FakeQuantWeight(axis)
-        fused = _fusable_act(node.output, graph) if node.op == "add" else None
+        fused = fusable_act(node.output, graph) if node.op == "add" else None
         out = fused[0].output if fused else node.output
         for v in [*(node.inputs[:1] if node.op != "add" else node.inputs), out]:
             if id(v) not in seen:
@@ -109,7 +109,7 @@ def int8_recipe(graph: Graph, data: Dataset, out: Path, epochs: int | None) -> R
     from lwc.train.trainer import accuracy
 
     if out.suffix not in (".onnx", ".lwcz"):
-        raise _bad_output(out, "int8", ".onnx or .lwcz")
+        raise bad_output(out, "int8", ".onnx or .lwcz")
     PassManager("fold-bn,fuse").run(graph)
     unfuse_residual(graph)
     ds = data.for_graph(graph)

@@ -55,7 +55,7 @@ def _deep_compression(graph: Graph, data: Dataset, out: Path, epochs: int | None
     from lwc.passes.compress.deep_compression import DCConfig, deep_compress
 
     if out.suffix != ".lwcz":
-        raise _bad_output(out, "deep-compression", ".lwcz")
+        raise bad_output(out, "deep-compression", ".lwcz")
     cfg = DCConfig() if epochs is None else DCConfig(prune_epochs=epochs, share_epochs=epochs)
     r = deep_compress(graph, data, out, cfg)
     cols = ["layer", "params", "% kept", "bits/weight", "bits/index", "bytes", "ratio"]
@@ -67,7 +67,7 @@ def _deep_compression(graph: Graph, data: Dataset, out: Path, epochs: int | None
                    "(fillers included); the total ratio uses the real .lwcz file size"])
 
 
-def _bad_output(out: Path, name: str, want: str) -> Exception:
+def bad_output(out: Path, name: str, want: str) -> Exception:
     from lwc.errors import InputError
 
     return InputError(f"{out}: recipe {name} writes {want} files")

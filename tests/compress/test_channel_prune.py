@@ -148,8 +148,6 @@ FUSED = [("resnet18", {"resolution": 32}), ("mobilenet_v2", {"resolution": 32, "
                          + [f"{n}-fused" for n, _ in FUSED])
 def test_removing_zero_channels_keeps_outputs(name: str, opts: dict, pipeline: str) -> None:
     if name == "digits_lenet5":
-        if not DIGITS_LENET5.is_file():
-            pytest.skip(f"{DIGITS_LENET5} is not there")
         dense = lwc.load(str(DIGITS_LENET5))
     else:
         dense = build(name, batch=2, seed=1, **opts)

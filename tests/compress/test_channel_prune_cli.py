@@ -18,8 +18,6 @@ from lwc.train import Dataset, accuracy
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 LENET = SHARED / "models" / "digits_lenet5.onnx"
 DIGITS = SHARED / "data" / "digits.npz"
-needs_digits = pytest.mark.skipif(not (LENET.is_file() and DIGITS.is_file()),
-                                  reason="../shared digits model or data missing")
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str, str]:
@@ -60,7 +58,6 @@ def test_opt_rejects_bad_ratio_with_one_line(capsys: pytest.CaptureFixture[str])
                                         "got 1.5"]
 
 
-@needs_digits
 def test_compress_recipe_prunes_and_finetunes_digits_lenet5(capsys: pytest.CaptureFixture[str],
                                                            tmp_path: Path) -> None:
     """Half of every channel group goes; fine-tuning wins back the accuracy to within 1.5 points
@@ -83,7 +80,6 @@ def test_compress_recipe_prunes_and_finetunes_digits_lenet5(capsys: pytest.Captu
     assert conv_out == [10, 25]
 
 
-@needs_digits
 @pytest.mark.parametrize("suffix", [".onnx", ".lwc"])
 def test_recipe_writes_onnx_and_lwc(suffix: str, capsys: pytest.CaptureFixture[str],
                                     tmp_path: Path) -> None:
@@ -99,8 +95,6 @@ def test_recipe_writes_onnx_and_lwc(suffix: str, capsys: pytest.CaptureFixture[s
 
 
 def test_recipe_refuses_other_suffixes(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    if not DIGITS.is_file():
-        pytest.skip("digits data missing")
     code, _, err = run(capsys, "compress", "zoo:mlp", "--recipe", "prune-channels", "--data",
                        DIGITS, "-o", tmp_path / "x.txt")
     assert code == 2 and "prune-channels writes .onnx, .lwc, .lwcz" in err

@@ -14,8 +14,24 @@ from lwc.backends.llvm.kernels.gemm import Addend, GemmSpec, choose_schedule, em
 from lwc.backends.llvm.kernels.pack import Im2colSpec, Im2rowSpec, emit_im2col, emit_im2row
 from lwc.backends.llvm.plan import LowerCtx, attrs_of, lowers, shape
 from lwc.errors import UnsupportedOpError
-from lwc.ir.core import Node
+from lwc.ir.core import Node, Value
 from lwc.ops.conv import spatial_attrs
+
+
+def _weights_and_addends(ctx: LowerCtx, w: Value, bias: Value | None, res: Value | None,
+                         g: int, og: int, K: int, n: int, npix: int, mr: int
+                         ) -> tuple[np.ndarray, tuple[Addend, ...], list]:
+    """Packed weights plus the GEMM epilogue's addends (bias per channel, residual per pixel)
+    and their argument pointers, shared by the im2col and im2row conv lowerings."""
+    wa = pack_a(np.asarray(w.data, np.float32).reshape(g, og, K), mr)
+    addends, extra = [], []
+    if bias is not None:
+        addends.append(Addend(og, 1, 0))
+        extra.append(ctx.const(np.tile(np.asarray(bias.data, np.float32), n)))
+    if res is not None:
+        addends.append(Addend(og * npix, npix, 1))
+        extra.append(ctx.buf(res))
+    return wa, tuple(addends), extra
 
 
 def _epilogue(a: dict) -> dict:
@@ -57,16 +73,9 @@ def lower_conv(node: Node, ctx: LowerCtx) -> None:
                     tuple(pads[:nsp]), tuple(dil), sched.nr, cg * math.prod(in_sp))
     packed = ctx.alloc(gt * ic.nb * K * sched.nr * 4)
     ctx.call(ic, emit_im2col, [ctx.buf(x), packed], gt * ic.nb, work=gt * K * npix)
-    wa = pack_a(np.asarray(w.data, np.float32).reshape(g, og, K), sched.mr)
-    addends, extra = [], []
-    if bias is not None:
-        addends.append(Addend(og, 1, 0))
-        extra.append(ctx.const(np.tile(np.asarray(bias.data, np.float32), n)))
-    if res is not None:
-        addends.append(Addend(og * npix, npix, 1))
-        extra.append(ctx.buf(res))
+    wa, addends, extra = _weights_and_addends(ctx, w, bias, res, g, og, K, n, npix, sched.mr)
     spec = GemmSpec(gt, og, npix, K, sched, ctx.vw, a_packed=True, a_groups=g,
-                    c_strides=(og * npix, npix), addends=tuple(addends), **_epilogue(a))
+                    c_strides=(og * npix, npix), addends=addends, **_epilogue(a))
     ctx.call(spec, emit_gemm, [ctx.const(wa), packed, ctx.buf(out), *extra], spec.items,
              work=gt * og * K * npix)
 
@@ -93,16 +102,9 @@ def _gemm_conv2d(node: Node, ctx: LowerCtx, a: dict, x, w, bias, res, xs: tuple,
         bsrc = ctx.alloc(gt * K * cols * 4)
         ctx.call(spec, emit_im2row, [ctx.buf(x), bsrc], gt * K, work=gt * K * npix)
         b_strides, b_packed = (K * npix, npix), bool(nr)
-    wa = pack_a(np.asarray(w.data, np.float32).reshape(g, og, K), sched.mr)
-    addends, extra = [], []
-    if bias is not None:
-        addends.append(Addend(og, 1, 0))
-        extra.append(ctx.const(np.tile(np.asarray(bias.data, np.float32), n)))
-    if res is not None:
-        addends.append(Addend(og * npix, npix, 1))
-        extra.append(ctx.buf(res))
+    wa, addends, extra = _weights_and_addends(ctx, w, bias, res, g, og, K, n, npix, sched.mr)
     gs = GemmSpec(gt, og, npix, K, sched, ctx.vw, a_packed=True, a_groups=g,
-                  c_strides=(og * npix, npix), addends=tuple(addends), b_packed=b_packed,
+                  c_strides=(og * npix, npix), addends=addends, b_packed=b_packed,
                   b_strides=(0, 0) if b_packed else b_strides, **_epilogue(a))
     ctx.call(gs, emit_gemm, [ctx.const(wa), bsrc, ctx.buf(node.output), *extra], gs.items,
              work=gt * og * K * npix)

@@ -60,6 +60,19 @@ class DepthwiseSpec:
         return self.sw * self.hp * self.wq
 
 
+def _tap_rows(b: ir.IRBuilder, s: DepthwiseSpec, taps: list[tuple[int, int]], oh: ir.Value,
+              plane: ir.Value) -> list[ir.Value]:
+    """Pointers to the start of each kernel tap's input row for output row ``oh`` in a padded,
+    stride-phase-split plane (so the inner loop over output columns is unit-stride)."""
+    rows = []
+    for kh, kw in taps:
+        col = kw * s.dw
+        r = b.add(irb.mul(b, oh, s.sh), i64(kh * s.dh))
+        off = b.add(irb.mul(b, r, s.wq), i64((col % s.sw) * s.hp * s.wq + col // s.sw))
+        rows.append(irb.gep(b, plane, off))
+    return rows
+
+
 def emit_pad_split(module: ir.Module, name: str, s: DepthwiseSpec) -> None:
     """args = [x, scratch]; items = CT channels."""
     fn, b, (args, lo, hi) = irb.kernel_function(module, name)
@@ -98,12 +111,7 @@ def emit_depthwise(module: ir.Module, name: str, s: DepthwiseSpec) -> None:
         pl = irb.gep(b, sp, irb.mul(b, c, s.plane))
         orow0 = irb.gep(b, out, irb.mul(b, c, s.OH * s.OW))
         with irb.loop(b, 0, s.OH, name="oh") as oh:
-            rows = []
-            for kh, kw in taps:
-                col = kw * s.dw
-                r = b.add(irb.mul(b, oh, s.sh), i64(kh * s.dh))
-                off = b.add(irb.mul(b, r, s.wq), i64((col % s.sw) * s.hp * s.wq + col // s.sw))
-                rows.append(irb.gep(b, pl, off))
+            rows = _tap_rows(b, s, taps, oh, pl)
             orow = irb.gep(b, orow0, irb.mul(b, oh, s.OW))
             with irb.loop(b, 0, s.OW, name="ow") as ow:
                 acc = bias
@@ -168,12 +176,7 @@ def emit_depthwise_fused(module: ir.Module, name: str, s: DepthwiseSpec) -> None
             ws, init = [None] * len(taps), zero
         orow0 = irb.gep(b, out, irb.mul(b, c, s.OH * s.OW))
         with irb.loop(b, 0, s.OH, name="oh") as oh:
-            rows = []
-            for kh, kw in taps:
-                col = kw * s.dw
-                r = b.add(irb.mul(b, oh, s.sh), i64(kh * s.dh))
-                off = b.add(irb.mul(b, r, s.wq), i64((col % s.sw) * s.hp * s.wq + col // s.sw))
-                rows.append(irb.gep(b, buf, off))
+            rows = _tap_rows(b, s, taps, oh, buf)
             orow = irb.gep(b, orow0, irb.mul(b, oh, s.OW))
             with irb.loop(b, 0, s.OW, name="ow") as ow:
                 acc = init

@@ -29,8 +29,6 @@ def kinds(g: Graph) -> Counter:
 @pytest.mark.parametrize("fused", [False, True])
 @pytest.mark.parametrize("source", ["onnx", "zoo"])
 def test_mobilenet_v2_has_17_inverted_residuals(source: str, fused: bool) -> None:
-    if source == "onnx" and not MOBILENET_V2.exists():
-        pytest.skip(f"{MOBILENET_V2} not present")
     g = lwc.load(str(MOBILENET_V2)) if source == "onnx" else lwc.zoo.build("mobilenet_v2")
     if fused:
         run_pipeline(g, "O3")
