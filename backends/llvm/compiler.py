@@ -15,7 +15,7 @@ from lwc.backends.llvm import codegen
 from lwc.backends.llvm.codegen import (CompileStats, compile_all, compile_cached, new_module,
                                        text_name)
 from lwc.backends.llvm.fusion import prepare
-from lwc.backends.llvm.jit import JitEngine, aligned_empty, run_compiled
+from lwc.backends.llvm.jit import JitEngine, Runner, aligned_empty
 from lwc.backends.llvm.lower import Program, emit_driver, lower_graph
 from lwc.backends.llvm.plan import KernelDef
 from lwc.backends.llvm.runtime import load_runtime, serial_runtime
@@ -89,6 +89,7 @@ class CompiledModel:
             self.engine.set_num_threads(threads)
         self.weights = art.program.weights  # aligned already; kernels only read it
         self.workspace = aligned_empty(max(64, art.program.arena_size))
+        self._runner = Runner(self.engine, self.graph, self.weights, self.workspace)
 
     @property
     def arena_size(self) -> int:
@@ -102,7 +103,7 @@ class CompiledModel:
         self.engine.set_num_threads(n)
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        outs = run_compiled(self.engine, self.graph, self.weights, self.workspace, inputs)
+        outs = self._runner(inputs)
         vals = [outs[v.name] for v in self.graph.outputs]
         return dict(zip(self.output_names, vals))
 

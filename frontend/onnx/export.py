@@ -19,6 +19,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from lwc.errors import ModelFormatError, UnsupportedOpError
+from lwc.frontend.onnx import export_binary
 from lwc.ir.core import Graph, Node
 from lwc.ir.types import DType, TensorType
 from lwc.ops.registry import get_op
@@ -41,7 +42,8 @@ SIMPLE = {
     "abs": "Abs", "exp": "Exp", "log": "Log", "sqrt": "Sqrt", "reciprocal": "Reciprocal",
     "erf": "Erf", "softplus": "Softplus", "softsign": "Softsign", "floor": "Floor",
     "ceil": "Ceil", "sign": "Sign", "not": "Not", "and": "And", "or": "Or", "equal": "Equal",
-    "less": "Less", "greater": "Greater", "where": "Where", "prelu": "PRelu",
+    "less": "Less", "greater": "Greater", "greater_equal": "GreaterOrEqual",
+    "less_equal": "LessOrEqual", "where": "Where", "prelu": "PRelu",
     "identity": "Identity", "dropout": "Identity", "matmul": "MatMul",
     "global_avg_pool": "GlobalAveragePool", "global_max_pool": "GlobalMaxPool",
 }
@@ -410,6 +412,8 @@ def _export_node(em: _Emitter, node: Node, allow_custom: bool) -> None:
         em.emit(op_type, ins + extra, outs, node.label)
     elif node.op in HANDLERS:
         HANDLERS[node.op](em, node, a, ins, outs)
+    elif node.op in export_binary.HANDLERS and export_binary.exportable(node):
+        export_binary.HANDLERS[node.op](em, node, a, ins, outs)
     elif allow_custom:
         _custom(em, node, a, ins, outs)
     else:
@@ -431,7 +435,8 @@ def to_onnx(graph: Graph, opset: int = 17, *, allow_custom: bool = True) -> onnx
     em = _Emitter(graph, opset)
     for node in graph.nodes:
         _export_node(em, node, allow_custom)
-    used = {v.name for n in graph.nodes for v in n.inputs} | {v.name for v in graph.outputs}
+    # constants the ONNX nodes read (a handler may replace one, e.g. by int8 sign weights)
+    used = {name for n in em.nodes for name in n.input} | {v.name for v in graph.outputs}
     inits = [numpy_helper.from_array(np.asarray(v.data), v.name)
              for v in graph.constants.values() if v.name in used and v.data is not None]
     boundary = {v.name for v in graph.inputs} | {v.name for v in graph.outputs}

@@ -303,6 +303,22 @@ class Greater(Compare):
 
 
 @register_op
+class GreaterEqual(Compare):
+    """a >= b (False where either is NaN)."""
+
+    name = "greater_equal"
+    ufunc = staticmethod(np.greater_equal)
+
+
+@register_op
+class LessEqual(Compare):
+    """a <= b (False where either is NaN)."""
+
+    name = "less_equal"
+    ufunc = staticmethod(np.less_equal)
+
+
+@register_op
 class And(Compare):
     """Logical and of two bool tensors."""
 

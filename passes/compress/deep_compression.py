@@ -1,5 +1,7 @@
 """The Deep Compression recipe (Han, Mao, Dally, ICLR 2016): prune → retrain → share → retrain →
-encode, ending in an ``.lwcz`` file whose real size gives the compression ratio.
+encode, ending in an ``.lwcz`` file whose real size gives the compression ratio, or in standard
+ONNX (``.onnx``) with each shared weight as ``Gather(codebook, uint8 index)``: onnxruntime runs
+it, at 1 byte per weight instead of the paper's Huffman-coded bits.
 
 Each stage is a small function so that a user can run them separately; ``deep_compress`` chains
 them with fine-tuning through ``lwc.train``.
@@ -191,6 +193,44 @@ def deep_compress(graph: Graph, data: Dataset, out: str | Path,
     for name, (cb, idx) in codes.items():
         graph.set_constant(graph.constants[name], cb[idx].reshape(idx.shape))
     after = accuracy(graph, data.x_test, data.y_test)
-    records, rows = encode_layers(graph, codes)
-    size = write_lwcz(out, graph, records)
+    if Path(out).suffix == ".onnx":
+        from lwc.frontend.onnx.export import export_onnx
+
+        export_onnx(codebook_graph(graph, codes), out, allow_custom=False)
+        rows = codebook_rows(codes)
+        size = Path(out).stat().st_size
+    else:
+        records, rows = encode_layers(graph, codes)
+        size = write_lwcz(out, graph, records)
     return DCResult(graph, rows, before, after, float_bytes, size, masks)
+
+
+def codebook_graph(graph: Graph, codes: dict[str, tuple[np.ndarray, np.ndarray]]) -> Graph:
+    """A copy of ``graph`` in which each shared weight is ``gather(codebook, cast(index))`` with
+    an unsigned 8/16-bit index constant: how ONNX, which has no codebook type, can store it.
+    The gathered values are the weights exactly."""
+    g = graph.copy()
+    for name, (cb, idx) in codes.items():
+        v = g.constants[name]
+        itype = np.uint8 if len(cb) <= 256 else np.uint16
+        book = g.add_constant(np.asarray(cb, v.type.dtype.numpy), f"{name}.codebook")
+        index = g.add_constant(np.asarray(idx, itype).reshape(v.type.concrete_shape()),
+                               f"{name}.index")
+        wide = g.add_node("cast", [index], {"to": "i32"}, name=f"{name}.widen").output
+        w = g.add_node("gather", [book, wide], {"axis": 0}, name=f"{name}.decode").output
+        g.replace_all_uses(v, w)
+    g.toposort()
+    g.remove_unused_constants()
+    g.verify()
+    return g
+
+
+def codebook_rows(codes: dict[str, tuple[np.ndarray, np.ndarray]]) -> list[LayerRow]:
+    """The per-layer table for the ONNX form: index bytes plus the float32 codebook."""
+    rows = []
+    for name, (cb, idx) in codes.items():
+        width = 1 if len(cb) <= 256 else 2
+        stored = idx.size * width + 4 * len(cb)
+        rows.append(LayerRow(name, int(idx.size), float((idx > 0).mean()), 8.0 * width, 0.0,
+                             stored, idx.size * 4 / stored))
+    return rows

@@ -51,11 +51,12 @@ def recipe(name: str) -> Callable[[Recipe], Recipe]:
 
 @recipe("deep-compression")
 def _deep_compression(graph: Graph, data: Dataset, out: Path, epochs: int | None) -> Report:
-    """Prune, share weights with k-means, Huffman-code; writes .lwcz."""
+    """Prune, share weights with k-means, Huffman-code; writes .lwcz (or ONNX, 1 byte per
+    weight)."""
     from lwc.passes.compress.deep_compression import DCConfig, deep_compress
 
-    if out.suffix != ".lwcz":
-        raise bad_output(out, "deep-compression", ".lwcz")
+    if out.suffix not in (".lwcz", ".onnx"):
+        raise bad_output(out, "deep-compression", ".lwcz or .onnx")
     cfg = DCConfig() if epochs is None else DCConfig(prune_epochs=epochs, share_epochs=epochs)
     r = deep_compress(graph, data, out, cfg)
     cols = ["layer", "params", "% kept", "bits/weight", "bits/index", "bytes", "ratio"]
@@ -64,7 +65,10 @@ def _deep_compression(graph: Graph, data: Dataset, out: Path, epochs: int | None
     return Report("deep-compression", r.accuracy_before, r.accuracy_after, r.float_bytes,
                   r.file_bytes, cols, rows,
                   ["bits/weight and bits/index are mean Huffman code lengths per stored entry "
-                   "(fillers included); the total ratio uses the real .lwcz file size"])
+                   "(fillers included); the total ratio uses the real .lwcz file size"
+                   if out.suffix == ".lwcz" else
+                   "ONNX stores each shared weight as Gather(float32 codebook, uint8 index): "
+                   "8 bits/weight, no sparse indices; the ratio uses the real .onnx file size"])
 
 
 def bad_output(out: Path, name: str, want: str) -> Exception:

@@ -93,8 +93,36 @@ def test_cli_compress_xnor(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert json.loads(capsys.readouterr().out)["accuracy"] == report["accuracy_after"]
 
 
-def test_cli_rejects_onnx_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("scheme", ["bnn", "tbn"])
+def test_recipe_writes_onnx_that_onnxruntime_runs_exactly(tmp_path: Path, scheme: str) -> None:
+    """BNN (sign_threshold, no alpha) and TBN (ternary input, alpha) as standard ONNX: onnxruntime
+    gives the lowered graph's predictions on the whole test split. The binary ops are bit-exact
+    (tests/frontend/test_export_binary.py); the real first and last layers differ by float
+    summation order only."""
+    import onnx
+    import onnxruntime as ort
+
+    g = load_model(str(LENET))
+    data = Dataset.load(DIGITS)
+    out = tmp_path / f"{scheme}.onnx"
+    r = binary_compress(g, data, out, scheme, BinaryConfig(epochs=1))
+    assert r.file_bytes == out.stat().st_size
+    model = onnx.load(str(out))
+    assert {n.domain for n in model.graph.node} == {""}
+    assert [row[1] for row in r.rows].count(
+        ("ternary x binary" if scheme == "tbn" else "binary") + " (int8 signs)") == 2
+    x = data.for_graph(g).x_test
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    want = predict(g, x)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * float(np.abs(want).max()))
+    np.testing.assert_array_equal(got.argmax(1), want.argmax(1))
+    assert r.accuracy_after == _acc(got, data.y_test)
+
+
+def test_cli_rejects_other_outputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rc = main(["compress", str(LENET), "--recipe", "tbn", "--data", str(DIGITS),
-               "-o", str(tmp_path / "x.onnx")])
+               "-o", str(tmp_path / "x.lwc")])
     assert rc == 2
-    assert "lwc: error:" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "lwc: error:" in err and ".lwcz or .onnx" in err

@@ -279,8 +279,9 @@ def test_binary_record_is_one_bit_per_weight(tmp_path: Path) -> None:
     assert np.array_equal(interpret(back, {"x": xs})["out"], interpret(g, {"x": xs})["out"])
 
 
-def test_binary_graph_exports_to_the_custom_domain() -> None:
+def test_binary_graph_exports_to_standard_onnx() -> None:
     import onnx
+    import onnxruntime as ort
 
     from lwc.frontend.onnx.export import custom_ops, to_onnx
 
@@ -289,9 +290,17 @@ def test_binary_graph_exports_to_the_custom_domain() -> None:
     commit_binary(g, prep)
     lower_binary(g)
     fold_bn_sign(g)
+    assert g.nodes_of("sign_threshold") and g.nodes_of("xnor_conv")
     model = to_onnx(g)
     onnx.checker.check_model(model)
-    assert custom_ops(model) == ["sign_threshold", "xnor_conv"]
+    assert custom_ops(model) == []
+    from lwc import random_inputs
+
+    x = random_inputs(g, seed=3)
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    want = interpret(g, x)[g.outputs[0].name]
+    got = sess.run(None, x)[0]
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * float(np.abs(want).max()))
 
 
 def test_ste_and_k_gradients() -> None:

@@ -68,3 +68,31 @@ def test_cli_compress_then_eval_the_lwcz(tmp_path: Path, capsys: pytest.CaptureF
     assert main(["info", str(out), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["total"]["params"] == report["float_bytes"] // 4
+
+
+def test_deep_compression_to_onnx_runs_in_onnxruntime(tmp_path: Path) -> None:
+    """ONNX output: shared weights as Gather(codebook, uint8 index), so ~4x smaller than float32;
+    lwc reads it back to the same weights exactly, onnxruntime predicts the same classes."""
+    import onnx
+    import onnxruntime as ort
+
+    graph = load_model(str(SHARED / "models" / "digits_mlp.onnx"))
+    data = Dataset.load(DIGITS).for_graph(graph)
+    out = tmp_path / "mlp.onnx"
+    r = deep_compress(graph, data, out, DCConfig(prune_epochs=1, share_epochs=1,
+                                                 qualities=(0.6, 1.2)))
+    assert r.file_bytes == out.stat().st_size and r.ratio > 3.5, r.ratio
+    model = onnx.load(str(out))
+    ops = [n.op_type for n in model.graph.node]
+    assert ops.count("Gather") == 6 and ops.count("Cast") == 6  # 3 weights + 3 biases
+    assert all(t.data_type == onnx.TensorProto.UINT8 for t in model.graph.initializer
+               if t.name.endswith(".index"))
+    x = data.x_test
+    want = interpret(graph, {graph.inputs[0].name: x})[graph.outputs[0].name]
+    back = load_model(str(out))
+    np.testing.assert_array_equal(interpret(back, {back.inputs[0].name: x})[back.outputs[0].name],
+                                  want)
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * float(np.abs(want).max()))
+    np.testing.assert_array_equal(got.argmax(1), want.argmax(1))

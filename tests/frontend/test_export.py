@@ -93,7 +93,8 @@ CASES: list[tuple[str, list[Any], dict[str, Any]]] = [
     *[(op, [X4, ((6, 1, 1), F)], {}) for op in ("add", "sub", "mul", "max", "min", "prelu")],
     ("div", [X4, np.abs(rand((6, 1, 1))) + 0.5], {}),
     ("pow", [np.abs(rand((3, 4))) + 0.5, ((4,), F)], {}),
-    *[(op, [((3, 4), F), ((3, 4), F)], {}) for op in ("equal", "less", "greater")],
+    *[(op, [((3, 4), F), ((3, 4), F)], {}) for op in ("equal", "less", "greater",
+                                                         "greater_equal", "less_equal")],
     *[(op, [((3, 4), "bool"), ((3, 4), "bool")], {}) for op in ("and", "or")],
     ("not", [((3, 4), "bool")], {}),
     ("where", [((3, 4), "bool"), ((3, 4), F), ((4,), F)], {}),
@@ -208,11 +209,15 @@ def test_every_registered_op_has_an_export() -> None:
 
     mapped = set(export.SIMPLE) | set(export.RENAMED_ATTRS) | set(export.SHAPE_INPUTS)
     mapped |= set(export.HANDLERS)
+    binary = set(export.export_binary.HANDLERS)  # exact cases: tests/frontend/test_export_binary.py
     documented = set(re.findall(r"^### `([a-z_0-9]+)`", DOC.read_text(), flags=re.M))
     missing = set(registry.registered_ops()) - mapped - documented
     assert not missing, f"ops with neither an ONNX mapping nor a documented custom form: {missing}"
     tested = {c[0] for c in CASES}
     assert mapped - tested == set(), "every mapping needs a single-op case"
+    from tests.frontend.test_export_binary import CASES as BINARY_CASES
+
+    assert binary == {c[0] for c in BINARY_CASES}, "every binary export needs an exact case"
 
 
 ACTS: list[dict[str, Any]] = [

@@ -91,6 +91,10 @@ def _float_unary(b: ir.IRBuilder, op: str, x: ir.Value, a: dict) -> ir.Value | N
     return None
 
 
+COMPARE = {"equal": "==", "less": "<", "greater": ">", "greater_equal": ">=", "less_equal": "<="}
+"""Comparison ops and their LLVM predicates (ordered for floats: NaN compares false)."""
+
+
 def _binary(b: ir.IRBuilder, op: str, x: ir.Value, y: ir.Value, dt: DType) -> ir.Value | None:
     if dt == DType.F32:
         table = {"add": b.fadd, "sub": b.fsub, "mul": b.fmul, "div": b.fdiv}
@@ -104,9 +108,8 @@ def _binary(b: ir.IRBuilder, op: str, x: ir.Value, y: ir.Value, dt: DType) -> ir
             return fmin(b, x, y)
         if op == "prelu":
             return b.select(b.fcmp_ordered(">=", x, fconst(F32, 0.0)), x, b.fmul(x, y))
-        cmp = {"equal": "==", "less": "<", "greater": ">"}
-        if op in cmp:
-            return b.zext(b.fcmp_ordered(cmp[op], x, y), I8)
+        if op in COMPARE:
+            return b.zext(b.fcmp_ordered(COMPARE[op], x, y), I8)
         return None
     signed = dt != DType.U8 and dt != DType.BOOL
     table = {"add": b.add, "sub": b.sub, "mul": b.mul,
@@ -114,9 +117,8 @@ def _binary(b: ir.IRBuilder, op: str, x: ir.Value, y: ir.Value, dt: DType) -> ir
     if op in table:
         return table[op](x, y)
     cmpf = b.icmp_signed if signed else b.icmp_unsigned
-    cmp = {"equal": "==", "less": "<", "greater": ">"}
-    if op in cmp:
-        return b.zext(cmpf(cmp[op], x, y), I8)
+    if op in COMPARE:
+        return b.zext(cmpf(COMPARE[op], x, y), I8)
     if op in ("max", "min"):
         return b.select(cmpf(">" if op == "max" else "<", x, y), x, y)
     if op == "and":
@@ -234,7 +236,7 @@ def elementwise_call(ctx: LowerCtx, op: str, attrs: dict,
 EW_OPS = ("add", "sub", "mul", "div", "relu", "clip", "leaky_relu", "sigmoid", "hard_sigmoid",
           "hard_swish", "tanh", "neg", "abs", "exp", "log", "sqrt", "reciprocal", "erf", "elu",
           "selu", "softplus", "softsign", "floor", "ceil", "sign", "shrink", "pow", "max", "min",
-          "prelu", "equal", "less", "greater", "and", "or", "not", "where", "cast")
+          "prelu", *COMPARE, "and", "or", "not", "where", "cast")
 
 
 @lowers(*EW_OPS)

@@ -32,7 +32,8 @@ _UNARY_ATTRS: dict[str, tuple[str, dict[str, tuple[str, float]]]] = {
                       "gamma": ("gamma", 1.05070102214813232421875)}),
 }
 _BINARY = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div", "Pow": "pow",
-           "Equal": "equal", "Less": "less", "Greater": "greater", "And": "and", "Or": "or"}
+           "Equal": "equal", "Less": "less", "Greater": "greater", "And": "and", "Or": "or",
+           "GreaterOrEqual": "greater_equal", "LessOrEqual": "less_equal"}
 _VARIADIC = {"Sum": "add", "Max": "max", "Min": "min"}
 
 

@@ -52,6 +52,14 @@ def test_unknown_target_and_bad_run_inputs() -> None:
         m.run({"x": np.ones((2, 3), np.float64)})
     with pytest.raises(InputError):
         m.run({})
+    with pytest.raises(InputError, match="unknown input"):
+        m.run({"x": np.ones((2, 3), np.float32), "y": np.ones(1)})
+    with pytest.raises(InputError, match="dtype"):
+        m.run({"x": np.ones((2, 3), ">f4")})  # same kind, other byte order
+    # a non-contiguous input is accepted (copied), as the interpreter accepts it
+    base = np.arange(-6.0, 6.0, dtype=np.float32).reshape(2, 6)
+    np.testing.assert_array_equal(m.run({"x": base[:, ::2]})[g.outputs[0].name],
+                                  np.maximum(base[:, ::2], 0))
 
 
 @pytest.fixture

@@ -39,7 +39,8 @@ def test_log_sqrt_on_positive_inputs() -> None:
 
 @SETTINGS
 @given(shapes, st.data(), st.sampled_from(["add", "sub", "mul", "div", "max", "min", "pow",
-                                           "prelu", "equal", "less", "greater"]))
+                                           "prelu", "equal", "less", "greater",
+                                           "greater_equal", "less_equal"]))
 def test_binary_broadcast(shape: tuple, data: st.DataObject, op: str) -> None:
     # the second operand drops leading axes and sets some axes to 1
     k = data.draw(st.integers(0, len(shape)))

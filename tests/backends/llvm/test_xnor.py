@@ -79,6 +79,27 @@ def test_xnor_conv_lane_blocked_path(o: int, c: int, stride: int, pad: int) -> N
     assert np.array_equal(got, want)
 
 
+@pytest.mark.parametrize(("c", "width", "attrs"), [
+    (256, 40, {"pads": (1, 1, 1, 1)}),  # 14-pixel chunks: 14 + 14 + 12
+    (64, 130, {"pads": (2, 0, 1, 2), "strides": (1, 2), "dilations": (2, 1)}),  # 59 + 6
+])
+def test_xnor_conv_lane_blocked_rows_in_chunks(c: int, width: int, attrs: dict) -> None:
+    """Rows wider than one stack buffer of x-side forms run in chunks (a tail chunk included),
+    over two images."""
+    from lwc.backends.llvm.kernels.xnor import XnorSpec
+    from lwc.backends.llvm.kernels.xnor_blocked import chunk_pixels
+
+    rng = np.random.default_rng(width)
+    g = _conv_graph(2, c, 8, (3, width), 3, attrs, True, rng)
+    g.verify()
+    ow = g.outputs[0].type.shape[3]
+    spec = XnorSpec(c, 3, width, 8, 3, ow, 3, 3, 1, 1, 1, 1, 1, 1, False, True)
+    assert ow % chunk_pixels(spec) != 0 and ow > chunk_pixels(spec)
+    x = rng.standard_normal((2, c, 3, width)).astype(np.float32)
+    got, want = _run_both(g, {"x": x})
+    assert np.array_equal(got, want)
+
+
 @pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="x86 CPU names")
 @pytest.mark.parametrize("mcpu", ["x86-64", None])
 def test_xnor_conv_lane_blocked_generic_and_avx2_counts(mcpu: str | None) -> None:
