@@ -50,16 +50,19 @@ def _float_bytes(graph: Graph) -> int:
 def encode_binary_layers(graph: Graph, onnx: bool = False) -> tuple[dict[str, Encoded],
                                                                     list[list]]:
     """Bit-pack every xnor weight; the per-layer table of every weight layer. With ``onnx`` the
-    table counts the bytes the ONNX export stores instead (int8 signs, float32 real layers)."""
+    table counts the bytes the ONNX export stores instead (int8 signs, float32 real layers) and
+    no records are encoded."""
     records: dict[str, Encoded] = {}
     rows: list[list] = []
     for node in graph.nodes:
         consts = [v for v in node.inputs[1:] if v.is_constant and v.data is not None]
         if node.op in ("xnor_conv", "xnor_gemm"):
             w = node.inputs[1]
-            rec = encode_binary(w.name, np.asarray(w.data), None)
-            records[w.name] = rec
-            nbytes = w.data.size if onnx else rec.nbytes
+            if onnx:
+                nbytes = w.data.size
+            else:
+                records[w.name] = encode_binary(w.name, np.asarray(w.data), None)
+                nbytes = records[w.name].nbytes
             if len(node.inputs) > 2:
                 alpha = node.inputs[2]
                 nbytes += 4 * alpha.data.size if onnx else encode_raw(alpha.name,

@@ -32,7 +32,8 @@ from llvmlite import ir
 
 from lwc.backends.llvm import irb
 from lwc.backends.llvm.irb import F32, I64, i64
-from lwc.backends.llvm.kernels.xnor_blocked import LANES, emit_row, tap_popcounts, weight_forms
+from lwc.backends.llvm.kernels.xnor_blocked import (LANES, emit_row, pixel_taps, tap_popcounts,
+                                                    weight_forms)
 from lwc.backends.llvm.plan import LowerCtx, attrs_of, lowers, shape
 from lwc.errors import UnsupportedOpError
 from lwc.ir.core import Node
@@ -179,6 +180,11 @@ def emit_xnor(module: ir.Module, name: str, s: XnorSpec) -> None:
     pwp = ptrs.pop(0) if blocked(s) else None
     ap = ptrs.pop(0) if s.alpha else None
     out = ptrs.pop(0)
+    if blocked(s):
+        with irb.loop(b, lo, hi, name="r") as r:
+            emit_row(b, s, sp, wfp, pwp, ap, out, b.sdiv(r, i64(s.OH)), b.srem(r, i64(s.OH)))
+        b.ret_void()
+        return
     cw = -(-s.C // 64)
     taps = [(kh, kw) for kh in range(s.KH) for kw in range(s.KW)]
     unrolled = len(taps) * cw <= UNROLL_WORDS
@@ -211,28 +217,13 @@ def emit_xnor(module: ir.Module, name: str, s: XnorSpec) -> None:
 
     zero = ir.Constant(wty, 0) if lanes == 1 else ir.Constant(wty, [0] * lanes)
     ones = ir.Constant(wty, -1) if lanes == 1 else ir.Constant(wty, [-1] * lanes)
-    if blocked(s):
-        with irb.loop(b, lo, hi, name="r") as r:
-            emit_row(b, s, sp, wfp, pwp, ap, out, b.sdiv(r, i64(s.OH)), b.srem(r, i64(s.OH)))
-        b.ret_void()
-        return
     with irb.loop(b, lo, hi, name="r") as r:
         n = b.sdiv(r, i64(s.OH))
         oh = b.srem(r, i64(s.OH))
         ih0 = b.sub(irb.mul(b, oh, s.SH), i64(s.PT))
         with irb.loop(b, 0, s.OW, name="ow") as ow:
             iw0 = b.sub(irb.mul(b, ow, s.SW), i64(s.PL))
-            tapinfo = []  # (in range?, x word index base)
-            valid = i64(0)
-            allok = ir.Constant(ir.IntType(1), 1)
-            for kh, kw in taps:
-                ih = b.add(ih0, i64(kh * s.DH))
-                iw = b.add(iw0, i64(kw * s.DW))
-                ok = b.and_(b.icmp_unsigned("<", ih, i64(s.H)), b.icmp_unsigned("<", iw, i64(s.W)))
-                pix = b.add(irb.mul(b, b.add(irb.mul(b, n, s.H), ih), s.W), iw)
-                tapinfo.append((ok, b.select(ok, irb.mul(b, pix, cw), i64(0))))
-                valid = b.add(valid, b.select(ok, i64(s.C), i64(0)))
-                allok = b.and_(allok, ok)
+            tapinfo, valid, allok = pixel_taps(b, s, n, ih0, iw0)
             if not unrolled:
                 _xnor_rolled(b, s, sp, mp, wp, tapinfo, valid, n, oh, ow, ctpop1, store_out)
             else:

@@ -94,6 +94,25 @@ def chunk_pixels(s: XnorSpec) -> int:
     return max(1, min(s.OW, ROW_BUFFER_BYTES // (nf * 32)))
 
 
+def pixel_taps(b: ir.IRBuilder, s: XnorSpec, n: ir.Value, ih0: ir.Value, iw0: ir.Value
+               ) -> tuple[list[tuple[ir.Value, ir.Value]], ir.Value, ir.Value]:
+    """Per kernel tap of the output pixel whose window starts at (ih0, iw0): (inside the input?,
+    index of its first packed word, 0 when padded); the number of valid products (C per inside
+    tap); whether every tap is inside."""
+    cw = -(-s.C // 64)
+    taps, valid, allok = [], i64(0), ir.Constant(ir.IntType(1), 1)
+    for kh in range(s.KH):
+        for kw in range(s.KW):
+            ih = b.add(ih0, i64(kh * s.DH))
+            iw = b.add(iw0, i64(kw * s.DW))
+            ok = b.and_(b.icmp_unsigned("<", ih, i64(s.H)), b.icmp_unsigned("<", iw, i64(s.W)))
+            pix = b.add(irb.mul(b, b.add(irb.mul(b, n, s.H), ih), s.W), iw)
+            taps.append((ok, b.select(ok, irb.mul(b, pix, cw), i64(0))))
+            valid = b.add(valid, b.select(ok, i64(s.C), i64(0)))
+            allok = b.and_(allok, ok)
+    return taps, valid, allok
+
+
 def _csa(b: ir.IRBuilder, x: ir.Value, y: ir.Value, z: ir.Value) -> tuple[ir.Value, ir.Value]:
     """Carry-save adder: bitwise x + y + z = lo + 2*hi."""
     u = b.xor(x, y)
@@ -168,8 +187,8 @@ def emit_row(b: ir.IRBuilder, s: XnorSpec, sp: ir.Value, wfp: ir.Value, pwp: ir.
              ap: ir.Value | None, out: ir.Value, n: ir.Value, oh: ir.Value) -> None:
     """One output row (image n, row oh): args as ``emit_xnor``'s blocked form."""
     cw = -(-s.C // 64)
-    taps = [(kh, kw) for kh in range(s.KH) for kw in range(s.KW)]
-    ntaps, nw = len(taps), len(taps) * cw
+    ntaps = s.KH * s.KW
+    nw = ntaps * cw
     forms, m_count, half = parity_forms(nw)
     nf = len(forms)
     unroll = 2 if s.O % (2 * LANES) == 0 else 1
@@ -191,7 +210,7 @@ def emit_row(b: ir.IRBuilder, s: XnorSpec, sp: ir.Value, wfp: ir.Value, pwp: ir.
         c0 = irb.mul(b, chunk, pch)
         count = b.sub(b.select(b.icmp_signed("<", b.add(c0, i64(pch)), i64(s.OW)),
                                b.add(c0, i64(pch)), i64(s.OW)), c0)
-        _x_forms(b, s, sp, forms, taps, n, ih0, c0, count, xbuf, nokbuf, validbuf, borderbuf)
+        _x_forms(b, s, sp, forms, n, ih0, c0, count, xbuf, nokbuf, validbuf, borderbuf)
         with irb.loop(b, 0, s.O // (LANES * unroll), name="ob") as obu:
             obs = [b.add(irb.mul(b, obu, unroll), i64(u)) for u in range(unroll)]
             with irb.loop(b, 0, count, name="px") as px:
@@ -213,27 +232,20 @@ def emit_row(b: ir.IRBuilder, s: XnorSpec, sp: ir.Value, wfp: ir.Value, pwp: ir.
 
 
 def _x_forms(b: ir.IRBuilder, s: XnorSpec, sp: ir.Value, forms: list[tuple[int, ...]],
-             taps: list[tuple[int, int]], n: ir.Value, ih0: ir.Value, c0: ir.Value,
+             n: ir.Value, ih0: ir.Value, c0: ir.Value,
              count: ir.Value, xbuf: ir.Value, nokbuf: ir.Value, validbuf: ir.Value,
              borderbuf: ir.Value) -> None:
     """Phase 1: per pixel of the chunk, the x side of every form (padded taps' words 0), the
     number of valid products, a border flag and per tap a lane mask that is -1 if padded."""
     cw = -(-s.C // 64)
-    ntaps, nf = len(taps), len(forms)
+    ntaps, nf = s.KH * s.KW, len(forms)
     ones, zero = _splat64(-1), _splat64(0)
     v4ones, v4zero = ir.Constant(V4I32, [-1] * LANES), ir.Constant(V4I32, [0] * LANES)
     with irb.loop(b, 0, count, name="xf") as px:
         iw0 = b.sub(irb.mul(b, b.add(c0, px), s.SW), i64(s.PL))
-        valid, border = i64(0), i64(0)
+        tapinfo, valid, allok = pixel_taps(b, s, n, ih0, iw0)
         xs: list[ir.Value] = []
-        for t, (kh, kw) in enumerate(taps):
-            ih = b.add(ih0, i64(kh * s.DH))
-            iw = b.add(iw0, i64(kw * s.DW))
-            ok = b.and_(b.icmp_unsigned("<", ih, i64(s.H)), b.icmp_unsigned("<", iw, i64(s.W)))
-            pix = b.add(irb.mul(b, b.add(irb.mul(b, n, s.H), ih), s.W), iw)
-            base = b.select(ok, irb.mul(b, pix, cw), i64(0))
-            valid = b.add(valid, b.select(ok, i64(s.C), i64(0)))
-            border = b.or_(border, b.zext(b.not_(ok), I64))
+        for t, (ok, base) in enumerate(tapinfo):
             okm = b.select(ok, ones, zero)
             for j in range(cw):
                 xv = irb.splat(b, irb.load(b, sp, b.add(base, i64(j)), I64), LANES)
@@ -241,7 +253,7 @@ def _x_forms(b: ir.IRBuilder, s: XnorSpec, sp: ir.Value, forms: list[tuple[int, 
             b.store(b.select(ok, v4zero, v4ones),
                     irb.gep(b, nokbuf, b.add(irb.mul(b, px, ntaps), i64(t)), V4I32), align=16)
         irb.store(b, valid, validbuf, px)
-        irb.store(b, border, borderbuf, px)
+        irb.store(b, b.zext(b.not_(allok), I64), borderbuf, px)
         prefix = [xs[0]]
         for x in xs[1:]:
             prefix.append(b.xor(prefix[-1], x))
